@@ -1,0 +1,24 @@
+/*
+ * commands.h - the subcommands of the `nader` tool.
+ *
+ * Each subcommand lives in its own file, cli/cmd_NAME.c, and exports one
+ * function with the signature below.  argv[0] is the subcommand's name.
+ * Exit codes: 0 success, 1 the thing checked or asked for failed (an
+ * invalid design, a failed training run), 2 bad usage or unreadable
+ * input.  Every subcommand answers --help.
+ */
+#ifndef NADER_COMMANDS_H
+#define NADER_COMMANDS_H
+
+typedef int (*cli_command_fn)(int argc, char **argv);
+
+typedef struct cli_command {
+    const char *name;
+    cli_command_fn fn;
+    const char *summary;
+} cli_command_t;
+
+/* The table, in main.c. */
+extern const cli_command_t cli_commands[];
+
+#endif

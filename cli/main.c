@@ -1,0 +1,56 @@
+/*
+ * main.c - the `nader` command-line tool: dispatch to a subcommand.
+ *
+ * Local tools that need no daemon (graph, train, export, keygen), the
+ * all-local runner (run), and clients of a coordinator's status socket
+ * (status, submit, results, set) all live behind this one binary; the
+ * table below is the list, and `nader help` prints it.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "commands.h"
+
+#define NADER_VERSION "0.1.0"
+
+static int s_help(int argc, char **argv);
+static int s_version(int argc, char **argv);
+
+const cli_command_t cli_commands[] = {
+    {"help", s_help, "list the subcommands"},
+    {"version", s_version, "print the version"},
+    {NULL, NULL, NULL},
+};
+
+static int s_help(int argc, char **argv)
+{
+    (void)argc;
+    (void)argv;
+    printf("usage: nader COMMAND [ARGS...]   (nader COMMAND --help)\n\n");
+    for (const cli_command_t *c = cli_commands; c->name; c++)
+        printf("  %-10s %s\n", c->name, c->summary);
+    return 0;
+}
+
+static int s_version(int argc, char **argv)
+{
+    (void)argc;
+    (void)argv;
+    printf("nader %s\n", NADER_VERSION);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2 || strcmp(argv[1], "--help") == 0 ||
+        strcmp(argv[1], "-h") == 0)
+        return s_help(0, NULL) == 0 && argc >= 2 ? 0 : 2;
+
+    for (const cli_command_t *c = cli_commands; c->name; c++)
+        if (strcmp(c->name, argv[1]) == 0)
+            return c->fn(argc - 1, argv + 1);
+
+    fprintf(stderr, "nader: unknown command '%s' (try 'nader help')\n",
+            argv[1]);
+    return 2;
+}
