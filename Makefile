@@ -13,6 +13,7 @@
 #   worker/cuda/*.cu  (only when nvcc is found and NO_CUDA is unset)
 #   cli/*.c -> nader; coordinator/main.c -> nader-coordinator;
 #   worker/main.c -> nader-worker; tests/unit/test_*.c -> build/tests/;
+#   tests/tools/*.c -> build/tools/ (programs tests drive);
 #   tests/bench/bench_*.c -> build/bench/; tests/fuzz/fuzz_*.c (clang).
 
 BUILD ?= build
@@ -82,13 +83,15 @@ endif
 
 TEST_SRC := $(wildcard tests/unit/test_*.c)
 TEST_BIN := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(TEST_SRC))
+TOOL_SRC := $(wildcard tests/tools/*.c)
+TOOL_BIN := $(patsubst tests/tools/%.c,$(BUILD)/tools/%,$(TOOL_SRC))
 BENCH_SRC := $(wildcard tests/bench/bench_*.c)
 BENCH_BIN := $(patsubst tests/bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 
 .PHONY: all test asan fuzz bench format deps clean tests benches
 all: $(BINS) tests benches
 
-tests: $(TEST_BIN)
+tests: $(TEST_BIN) $(TOOL_BIN)
 benches: $(BENCH_BIN)
 
 # --- rules ------------------------------------------------------------------
@@ -130,6 +133,11 @@ $(BUILD)/nader-worker: $(BUILD)/obj/worker/main.o $(BUILD)/libnader.a
 $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(BUILD)/libnader.a
 	@mkdir -p $(dir $@)
 	$(CC) -o $@ $^ -lcmocka $(LDLIBS_ALL)
+
+# Helper programs that tests drive (not tests themselves).
+$(BUILD)/tools/%: $(BUILD)/obj/tests/tools/%.o $(BUILD)/libnader.a
+	@mkdir -p $(dir $@)
+	$(CC) -o $@ $^ $(LDLIBS_ALL)
 
 $(BUILD)/bench/%: $(BUILD)/obj/tests/bench/%.o $(BUILD)/libnader.a
 	@mkdir -p $(dir $@)

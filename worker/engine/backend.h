@@ -121,6 +121,16 @@ typedef struct backend_vtable {
                  const backend_batch_spec_t *spec, float *out,
                  int32_t *labels_out);
 
+    /*
+     * Optional (NULL on the CPU): record the calls of one training step
+     * and replay them (CUDA Graphs).  Between begin and end the caller
+     * makes exactly the calls of a step, with the same pointers every
+     * time, no allocation and no download; replay then runs them again.
+     */
+    int (*capture_begin)(backend_t *be);
+    int (*capture_end)(backend_t *be);
+    int (*replay)(backend_t *be);
+
     void (*destroy)(backend_t *be);
 } backend_vtable_t;
 
@@ -157,5 +167,15 @@ void backend_destroy(backend_t **be);
 
 /* The number of CUDA devices usable by this build (0 without CUDA). */
 int backend_cuda_count(void);
+
+/* The constructors behind backend_new(): the CPU backend (backend_cpu.c)
+ * and, in builds with NADER_HAVE_CUDA, the CUDA one (worker/cuda/). */
+backend_t *backend_cpu_new(const backend_options_t *opt, char *err,
+                           size_t errlen);
+#ifdef NADER_HAVE_CUDA
+backend_t *backend_cuda_new(int ordinal, const backend_options_t *opt,
+                            char *err, size_t errlen);
+int backend_cuda_device_count(void);
+#endif
 
 #endif
