@@ -51,8 +51,9 @@ static float *s_floats(runner_t *r, json_t *a, int64_t want, bool nan_fill)
     int64_t n = a ? (int64_t)json_array_size(a) : 0;
 
     if (!nan_fill && n != want) {
-        snprintf(r->err, sizeof(r->err), "array of %" PRId64
-                 " values where %" PRId64 " are needed", n, want);
+        snprintf(r->err, sizeof(r->err),
+                 "array of %" PRId64 " values where %" PRId64 " are needed", n,
+                 want);
         return NULL;
     }
     p = r->be->vt->alloc(r->be, (size_t)(want ? want : 1) * sizeof(float));
@@ -61,8 +62,9 @@ static float *s_floats(runner_t *r, json_t *a, int64_t want, bool nan_fill)
         return NULL;
     }
     for (int64_t i = 0; i < want; i++)
-        p[i] = nan_fill ? NAN : (float)json_number_value(
-                                    json_array_get(a, (size_t)i));
+        p[i] = nan_fill
+                   ? NAN
+                   : (float)json_number_value(json_array_get(a, (size_t)i));
     return p;
 }
 
@@ -72,8 +74,8 @@ static json_t *s_array(const float *p, int64_t n)
 
     /* JSON has no NaN: non-finite values become null. */
     for (int64_t i = 0; i < n; i++)
-        json_array_append_new(a, isfinite(p[i]) ? json_real(p[i])
-                                                : json_null());
+        json_array_append_new(a,
+                              isfinite(p[i]) ? json_real(p[i]) : json_null());
     return a;
 }
 
@@ -210,8 +212,8 @@ static json_t *s_run_op(runner_t *r, json_t *c, graph_op_t opcode)
         acc[i] = json_is_true(json_array_get(accj, i));
         if (need && !json_is_true(json_array_get(need, i)))
             continue;
-        dx[i] = s_floats(r, acc[i] ? ij : NULL, s_numel(&nodes[i].shape),
-                         !acc[i]);
+        dx[i] =
+            s_floats(r, acc[i] ? ij : NULL, s_numel(&nodes[i].shape), !acc[i]);
         if (!dx[i])
             goto done;
     }
@@ -266,9 +268,9 @@ static json_t *s_run_op(runner_t *r, json_t *c, graph_op_t opcode)
     }
     dxs = json_array();
     for (int i = 0; i < ni; i++)
-        json_array_append_new(dxs, dx[i] ? s_array(dx[i],
-                                                   s_numel(&nodes[i].shape))
-                                         : json_null());
+        json_array_append_new(dxs,
+                              dx[i] ? s_array(dx[i], s_numel(&nodes[i].shape))
+                                    : json_null());
     json_object_set_new(out, "dx", dxs);
     dws = json_array();
     for (int i = 0; i < np; i++)
@@ -295,8 +297,7 @@ static json_t *s_run_xent(runner_t *r, json_t *c)
 {
     int n = (int)s_int(c, "n", 0), k = (int)s_int(c, "classes", 0);
     json_t *lj = json_object_get(c, "labels"), *out = NULL;
-    float *z = s_floats(r, json_object_get(c, "logits"), (int64_t)n * k,
-                        false);
+    float *z = s_floats(r, json_object_get(c, "logits"), (int64_t)n * k, false);
     float *g = s_floats(r, NULL, (int64_t)n * k, true);
     float acc[2] = {0.5f, 1.0f};
     int32_t *labels = calloc((size_t)(n > 0 ? n : 1), sizeof(int32_t));
@@ -323,8 +324,7 @@ done:
 
 static json_t *s_run_sgd(runner_t *r, json_t *c)
 {
-    json_t *wj = json_object_get(c, "w"), *steps = json_object_get(c,
-                                                                   "steps");
+    json_t *wj = json_object_get(c, "w"), *steps = json_object_get(c, "steps");
     int64_t n = (int64_t)json_array_size(wj);
     float *w = s_floats(r, wj, n, false), *m = NULL, *g = NULL;
     json_t *out = NULL;
@@ -363,8 +363,8 @@ done:
 
 static json_t *s_run_batch(runner_t *r, json_t *c)
 {
-    json_t *imj = json_object_get(c, "images"), *lj = json_object_get(c,
-                                                                     "labels");
+    json_t *imj = json_object_get(c, "images"),
+           *lj = json_object_get(c, "labels");
     json_t *ij = json_object_get(c, "index"), *out = NULL;
     int h = (int)s_int(c, "h", 0), w = (int)s_int(c, "w", 0);
     int n = (int)json_array_size(ij), total = (int)json_array_size(lj);

@@ -42,8 +42,8 @@ backend_t *backend_new(const char *device, const backend_options_t *opt,
 
     ordinal = strcmp(device, "cuda") == 0 ? 0 : s_cuda_ordinal(device);
     if (ordinal < 0) {
-        snprintf(err, errlen,
-                 "unknown device '%s' (expected cpu or cuda:N)", device);
+        snprintf(err, errlen, "unknown device '%s' (expected cpu or cuda:N)",
+                 device);
         return NULL;
     }
 #ifdef NADER_HAVE_CUDA

@@ -32,16 +32,16 @@ typedef union cpu_block {
     unsigned char pad[CPU_ALIGN];
 } cpu_block_t;
 
-int cpu_op_fail(backend_t *be, const backend_op_t *op, int rc,
-                const char *fmt, ...)
+int cpu_op_fail(backend_t *be, const backend_op_t *op, int rc, const char *fmt,
+                ...)
 {
     va_list ap;
     int n;
     const net_node_t *node = op->node;
     int id = op->net ? (int)(node - op->net->nodes) : -1;
 
-    n = snprintf(be->err, sizeof(be->err), "%s node %d (%s): ",
-                 graph_op_name(node->op), id, node->name);
+    n = snprintf(be->err, sizeof(be->err),
+                 "%s node %d (%s): ", graph_op_name(node->op), id, node->name);
     if (n < 0 || (size_t)n >= sizeof(be->err))
         return rc;
     va_start(ap, fmt);
@@ -75,17 +75,16 @@ static void *s_alloc(backend_t *be, size_t bytes)
         s_fail(be, -ENOMEM, "cpu alloc: %zu bytes is too large", bytes);
         return NULL;
     }
-    total = (bytes + sizeof(cpu_block_t) + CPU_ALIGN - 1) /
-            CPU_ALIGN * CPU_ALIGN;
+    total =
+        (bytes + sizeof(cpu_block_t) + CPU_ALIGN - 1) / CPU_ALIGN * CPU_ALIGN;
     b = aligned_alloc(CPU_ALIGN, total);
     if (!b) {
-        s_fail(be, -ENOMEM, "cpu alloc: out of memory for %zu bytes",
-               bytes);
+        s_fail(be, -ENOMEM, "cpu alloc: out of memory for %zu bytes", bytes);
         return NULL;
     }
     b->bytes = bytes;
-    now = __atomic_add_fetch(&be->bytes_in_use, (int64_t)bytes,
-                             __ATOMIC_RELAXED);
+    now =
+        __atomic_add_fetch(&be->bytes_in_use, (int64_t)bytes, __ATOMIC_RELAXED);
     for (int64_t peak = __atomic_load_n(&be->peak_bytes, __ATOMIC_RELAXED);
          now > peak;)
         if (__atomic_compare_exchange_n(&be->peak_bytes, &peak, now, true,
@@ -101,8 +100,7 @@ static void s_free(backend_t *be, void *p)
     if (!p)
         return;
     b = (cpu_block_t *)p - 1;
-    __atomic_sub_fetch(&be->bytes_in_use, (int64_t)b->bytes,
-                       __ATOMIC_RELAXED);
+    __atomic_sub_fetch(&be->bytes_in_use, (int64_t)b->bytes, __ATOMIC_RELAXED);
     free(b);
 }
 
@@ -352,26 +350,25 @@ static int s_sgd(backend_t *be, float *w, const float *g, float *m, size_t n,
  * index[i], x' = W-1-x when flipped, 0 (before normalising) outside the
  * image: torchvision's RandomCrop(padding) then RandomHorizontalFlip.
  */
-static int s_batch(backend_t *be, const uint8_t *images,
-                   const int32_t *labels, int h, int w,
-                   const backend_batch_spec_t *spec, float *out,
+static int s_batch(backend_t *be, const uint8_t *images, const int32_t *labels,
+                   int h, int w, const backend_batch_spec_t *spec, float *out,
                    int32_t *labels_out)
 {
     float scale[3], shift[3];
     const int64_t plane = (int64_t)h * w;
 
     if (h <= 0 || w <= 0 || spec->n < 0 || spec->pad < 0)
-        return s_fail(be, -EINVAL, "batch: %d images of %dx%d, pad %d",
-                      spec->n, h, w, spec->pad);
+        return s_fail(be, -EINVAL, "batch: %d images of %dx%d, pad %d", spec->n,
+                      h, w, spec->pad);
     for (int c = 0; c < 3; c++) {
         if (!(spec->std[c] > 0.0f))
-            return s_fail(be, -EINVAL, "batch: std[%d] = %g is not positive",
-                          c, (double)spec->std[c]);
+            return s_fail(be, -EINVAL, "batch: std[%d] = %g is not positive", c,
+                          (double)spec->std[c]);
         scale[c] = 1.0f / (255.0f * spec->std[c]);
         shift[c] = -spec->mean[c] / spec->std[c];
     }
 
-#pragma omp parallel for num_threads(cpu_threads_for(be, spec->n * plane))
+#pragma omp parallel for num_threads(cpu_threads_for(be, spec->n *plane))
     for (int i = 0; i < spec->n; i++) {
         const uint8_t *img = images + (int64_t)spec->index[i] * 3 * plane;
         int sx = spec->pad ? spec->shift_x[i] : 0;
@@ -454,9 +451,8 @@ backend_t *backend_cpu_new(const backend_options_t *opt, char *err,
     be->vt = &s_cpu_vtable;
     be->threads = threads;
     snprintf(be->device, sizeof(be->device), "cpu");
-    snprintf(be->description, sizeof(be->description),
-             "cpu, %d thread%s, %s", threads, threads == 1 ? "" : "s",
-             openblas_get_corename());
+    snprintf(be->description, sizeof(be->description), "cpu, %d thread%s, %s",
+             threads, threads == 1 ? "" : "s", openblas_get_corename());
     openblas_set_num_threads(1);
     return be;
 }

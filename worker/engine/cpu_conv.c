@@ -30,13 +30,13 @@
 typedef struct conv_geom {
     int n, ci, h, w, co, oh, ow;
     int k, s, d, p, g;
-    int cig, cog;             /* channels per group */
-    int kk;                   /* GEMM inner size per group: cig*k*k */
-    int rows;                 /* im2col rows: ci*k*k */
+    int cig, cog; /* channels per group */
+    int kk;       /* GEMM inner size per group: cig*k*k */
+    int rows;     /* im2col rows: ci*k*k */
     int64_t ihw, ohw;
-    int64_t wsz;              /* weight elements */
+    int64_t wsz; /* weight elements */
     bool pointwise, depthwise;
-    int nb;                   /* images per im2col batch */
+    int nb; /* images per im2col batch */
     int threads;
 } conv_geom_t;
 
@@ -78,8 +78,8 @@ static bool s_conv_geom_ok(const net_t *net, const net_node_t *node,
     g->ihw = (int64_t)g->h * g->w;
     g->ohw = (int64_t)g->oh * g->ow;
     g->wsz = (int64_t)g->co * g->kk;
-    g->pointwise = g->k == 1 && g->s == 1 && g->p == 0 && g->oh == g->h &&
-                   g->ow == g->w;
+    g->pointwise =
+        g->k == 1 && g->s == 1 && g->p == 0 && g->oh == g->h && g->ow == g->w;
     g->depthwise = g->cig == 1 && !g->pointwise;
     g->threads = be->threads;
     g->nb = (int)((CONV_TARGET_COLS + g->ohw - 1) / g->ohw);
@@ -140,8 +140,7 @@ static void s_im2col(const conv_geom_t *g, const float *x, float *col,
         const float *xc = x + c * g->ihw;
         for (int kh = 0; kh < g->k; kh++) {
             for (int kw = 0; kw < g->k; kw++) {
-                float *row = col + ((int64_t)(c * g->k + kh) * g->k + kw) *
-                                       ld;
+                float *row = col + ((int64_t)(c * g->k + kh) * g->k + kw) * ld;
                 int dh = kh * g->d - g->p, dw = kw * g->d - g->p;
                 int lo, hi;
                 s_valid_range(g->ow, g->w, g->s, dw, &lo, &hi);
@@ -294,19 +293,18 @@ static void s_forward_im2col(const conv_geom_t *g, const float *x,
             if (nbc == 1) {
                 float *yn = y + (int64_t)n0 * g->co * g->ohw;
                 for (int gi = 0; gi < g->g; gi++)
-                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans,
-                                g->cog, (int)ld, g->kk, 1.0f,
-                                w + (int64_t)gi * g->cog * g->kk, g->kk,
-                                col + (int64_t)gi * g->kk * ld, (int)ld,
-                                0.0f, yn + (int64_t)gi * g->cog * g->ohw,
-                                (int)g->ohw);
+                    cblas_sgemm(
+                        CblasRowMajor, CblasNoTrans, CblasNoTrans, g->cog,
+                        (int)ld, g->kk, 1.0f, w + (int64_t)gi * g->cog * g->kk,
+                        g->kk, col + (int64_t)gi * g->kk * ld, (int)ld, 0.0f,
+                        yn + (int64_t)gi * g->cog * g->ohw, (int)g->ohw);
                 if (bias)
                     s_add_bias(g, yn, bias);
                 continue;
             }
             for (int gi = 0; gi < g->g; gi++)
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans,
-                            g->cog, (int)ld, g->kk, 1.0f,
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, g->cog,
+                            (int)ld, g->kk, 1.0f,
                             w + (int64_t)gi * g->cog * g->kk, g->kk,
                             col + (int64_t)gi * g->kk * ld, (int)ld, 0.0f,
                             tmp + (int64_t)gi * g->cog * ld, (int)ld);
@@ -337,13 +335,11 @@ int cpu_conv2d_forward(backend_t *be, const backend_op_t *op)
     } else if (g.depthwise) {
         s_forward_depthwise(&g, op->x[0], op->w[0], bias, op->y);
     } else {
-        if (op->workspace_size <
-            cpu_conv2d_workspace(be, op->net, op->node))
+        if (op->workspace_size < cpu_conv2d_workspace(be, op->net, op->node))
             return cpu_op_fail(be, op, -EINVAL,
                                "workspace of %zu bytes is too small",
                                op->workspace_size);
-        s_forward_im2col(&g, op->x[0], op->w[0], bias, op->y,
-                         op->workspace);
+        s_forward_im2col(&g, op->x[0], op->w[0], bias, op->y, op->workspace);
     }
     return 0;
 }
@@ -381,19 +377,16 @@ static void s_backward_pointwise(const conv_geom_t *g, const float *x,
             for (int gi = 0; gi < g->g; gi++) {
                 const float *dyg = dyn + (int64_t)gi * g->cog * g->ohw;
                 if (dw)
-                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans,
-                                g->cog, g->cig, ohw, 1.0f, dyg, ohw,
-                                xn + (int64_t)gi * g->cig * g->ihw, ohw,
-                                1.0f, dwt + (int64_t)gi * g->cog * g->cig,
-                                g->cig);
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, g->cog,
+                                g->cig, ohw, 1.0f, dyg, ohw,
+                                xn + (int64_t)gi * g->cig * g->ihw, ohw, 1.0f,
+                                dwt + (int64_t)gi * g->cog * g->cig, g->cig);
                 if (dx)
-                    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans,
-                                g->cig, ohw, g->cog, 1.0f,
-                                w + (int64_t)gi * g->cog * g->cig, g->cig,
-                                dyg, ohw, acc ? 1.0f : 0.0f,
-                                dx + ((int64_t)n * g->ci + gi * g->cig) *
-                                         g->ihw,
-                                ohw);
+                    cblas_sgemm(
+                        CblasRowMajor, CblasTrans, CblasNoTrans, g->cig, ohw,
+                        g->cog, 1.0f, w + (int64_t)gi * g->cog * g->cig, g->cig,
+                        dyg, ohw, acc ? 1.0f : 0.0f,
+                        dx + ((int64_t)n * g->ci + gi * g->cig) * g->ihw, ohw);
             }
         }
     }
@@ -510,12 +503,11 @@ static void s_backward_im2col(const conv_geom_t *g, const float *x,
                     s_im2col(g, x + (int64_t)(n0 + j) * g->ci * g->ihw,
                              col + j * g->ohw, ld);
                 for (int gi = 0; gi < g->g; gi++)
-                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans,
-                                g->cog, g->kk, (int)ld, 1.0f,
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, g->cog,
+                                g->kk, (int)ld, 1.0f,
                                 dyp + (int64_t)gi * g->cog * ld, (int)ld,
-                                col + (int64_t)gi * g->kk * ld, (int)ld,
-                                1.0f, dwt + (int64_t)gi * g->cog * g->kk,
-                                g->kk);
+                                col + (int64_t)gi * g->kk * ld, (int)ld, 1.0f,
+                                dwt + (int64_t)gi * g->cog * g->kk, g->kk);
             }
             if (!dx)
                 continue;
@@ -562,8 +554,8 @@ int cpu_conv2d_backward(backend_t *be, const backend_op_t *op)
     if (op->node->bias && op->dw && op->dw[1]) {
         int64_t dims[3] = {g.n, g.co, g.ohw};
         bool red[3] = {true, false, true};
-        cpu_strided_reduce(be, CPU_REDUCE_SUM, 3, dims, red, op->dy,
-                           op->dw[1], 1.0f, false);
+        cpu_strided_reduce(be, CPU_REDUCE_SUM, 3, dims, red, op->dy, op->dw[1],
+                           1.0f, false);
     }
     return 0;
 }

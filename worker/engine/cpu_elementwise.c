@@ -40,8 +40,8 @@ static bool s_all_same(const backend_op_t *op)
     return true;
 }
 
-void cpu_copy_acc(const backend_t *be, float *dst, const float *src,
-                  int64_t n, bool accumulate)
+void cpu_copy_acc(const backend_t *be, float *dst, const float *src, int64_t n,
+                  bool accumulate)
 {
     if (!accumulate) {
         if (dst == src)
@@ -81,8 +81,7 @@ static int s_check_broadcast(backend_t *be, const backend_op_t *op)
             ok = xs->d[i] == ys->d[i + off] || xs->d[i] == 1;
         if (!ok)
             return cpu_op_fail(be, op, -EINVAL,
-                               "input %d does not broadcast to the output",
-                               k);
+                               "input %d does not broadcast to the output", k);
     }
     return 0;
 }
@@ -116,8 +115,7 @@ int cpu_addmul_forward(backend_t *be, const backend_op_t *op)
                                 : mul  ? CPU_APPLY_MUL
                                        : CPU_APPLY_ADD;
         cpu_broadcast_strides(cpu_in_shape(op, k), ys, st);
-        cpu_strided_apply(be, mode, ys->ndim, ys->d, op->y, op->x[k], st,
-                          1.0f);
+        cpu_strided_apply(be, mode, ys->ndim, ys->d, op->y, op->x[k], st, 1.0f);
     }
     return 0;
 }
@@ -137,8 +135,8 @@ static void s_unbroadcast(backend_t *be, const backend_op_t *op, int k,
     }
     for (int i = 0; i < ys->ndim; i++)
         red[i] = i < off || (xs->d[i - off] == 1 && ys->d[i] != 1);
-    cpu_strided_reduce(be, CPU_REDUCE_SUM, ys->ndim, ys->d, red, src, dst,
-                       1.0f, acc);
+    cpu_strided_reduce(be, CPU_REDUCE_SUM, ys->ndim, ys->d, red, src, dst, 1.0f,
+                       acc);
 }
 
 int cpu_addmul_backward(backend_t *be, const backend_op_t *op)
@@ -184,8 +182,8 @@ int cpu_addmul_backward(backend_t *be, const backend_op_t *op)
             if (j == k)
                 continue;
             cpu_broadcast_strides(cpu_in_shape(op, j), ys, st);
-            cpu_strided_apply(be, CPU_APPLY_MUL, ys->ndim, ys->d, t,
-                              op->x[j], st, 1.0f);
+            cpu_strided_apply(be, CPU_APPLY_MUL, ys->ndim, ys->d, t, op->x[j],
+                              st, 1.0f);
         }
         s_unbroadcast(be, op, k, t, op->dx[k], op->dx_accumulate[k]);
     }
@@ -282,9 +280,8 @@ static float s_droppath_scale(const backend_op_t *op, int64_t i)
 
     if (p >= 1.0f)
         return 0.0f;
-    return engine_rng_uniform(op->rng_key, (uint64_t)i) >= p
-               ? 1.0f / (1.0f - p)
-               : 0.0f;
+    return engine_rng_uniform(op->rng_key, (uint64_t)i) >= p ? 1.0f / (1.0f - p)
+                                                             : 0.0f;
 }
 
 int cpu_droppath_forward(backend_t *be, const backend_op_t *op)

@@ -16,9 +16,9 @@
 #include <omp.h>
 #include <string.h>
 
-void cpu_sgemm(const backend_t *be, bool trans_a, bool trans_b, int m,
-               int n, int k, float alpha, const float *a, int lda,
-               const float *b, int ldb, float beta, float *c, int ldc)
+void cpu_sgemm(const backend_t *be, bool trans_a, bool trans_b, int m, int n,
+               int k, float alpha, const float *a, int lda, const float *b,
+               int ldb, float beta, float *c, int ldc)
 {
     const enum CBLAS_TRANSPOSE ta = trans_a ? CblasTrans : CblasNoTrans;
     const enum CBLAS_TRANSPOSE tb = trans_b ? CblasTrans : CblasNoTrans;
@@ -28,8 +28,8 @@ void cpu_sgemm(const backend_t *be, bool trans_a, bool trans_b, int m,
     if (m <= 0 || n <= 0)
         return;
     if (flops < 4e6 || threads < 2 || (m < 32 && n < 32)) {
-        cblas_sgemm(CblasRowMajor, ta, tb, m, n, k, alpha, a, lda, b, ldb,
-                    beta, c, ldc);
+        cblas_sgemm(CblasRowMajor, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta,
+                    c, ldc);
         return;
     }
 
@@ -43,9 +43,9 @@ void cpu_sgemm(const backend_t *be, bool trans_a, bool trans_b, int m,
             if (n1 > n)
                 n1 = n;
             if (n1 > n0)
-                cblas_sgemm(CblasRowMajor, ta, tb, m, n1 - n0, k, alpha, a,
-                            lda, trans_b ? b + (size_t)n0 * ldb : b + n0,
-                            ldb, beta, c + n0, ldc);
+                cblas_sgemm(CblasRowMajor, ta, tb, m, n1 - n0, k, alpha, a, lda,
+                            trans_b ? b + (size_t)n0 * ldb : b + n0, ldb, beta,
+                            c + n0, ldc);
         } else {
             int m0 = m * t / nt, m1 = m * (t + 1) / nt;
             if (m1 > m0)
@@ -69,8 +69,7 @@ size_t cpu_linear_workspace(const backend_t *be, const net_t *net,
 
 /* Rows and features of a Linear node's input; -EINVAL when they do not
  * match the node. */
-static int s_linear_dims(backend_t *be, const backend_op_t *op,
-                         int64_t *rows)
+static int s_linear_dims(backend_t *be, const backend_op_t *op, int64_t *rows)
 {
     const graph_shape_t *xs = cpu_in_shape(op, 0);
     const net_node_t *node = op->node;
@@ -99,12 +98,12 @@ int cpu_linear_forward(backend_t *be, const backend_op_t *op)
         return rc;
     if (node->bias) {
         const float *b = op->w[1];
-#pragma omp parallel for num_threads(cpu_threads_for(be, rows * out))
+#pragma omp parallel for num_threads(cpu_threads_for(be, rows *out))
         for (int64_t r = 0; r < rows; r++)
             memcpy(op->y + r * out, b, (size_t)out * sizeof(float));
     }
-    cpu_sgemm(be, false, true, (int)rows, out, in, 1.0f, op->x[0], in,
-              op->w[0], in, node->bias ? 1.0f : 0.0f, op->y, out);
+    cpu_sgemm(be, false, true, (int)rows, out, in, 1.0f, op->x[0], in, op->w[0],
+              in, node->bias ? 1.0f : 0.0f, op->y, out);
     return 0;
 }
 
@@ -119,16 +118,16 @@ int cpu_linear_backward(backend_t *be, const backend_op_t *op)
         return rc;
     if (op->dx[0])
         cpu_sgemm(be, false, false, (int)rows, in, out, 1.0f, op->dy, out,
-                  op->w[0], in, op->dx_accumulate[0] ? 1.0f : 0.0f,
-                  op->dx[0], in);
+                  op->w[0], in, op->dx_accumulate[0] ? 1.0f : 0.0f, op->dx[0],
+                  in);
     if (op->dw && op->dw[0])
         cpu_sgemm(be, true, false, out, in, (int)rows, 1.0f, op->dy, out,
                   op->x[0], in, 0.0f, op->dw[0], in);
     if (node->bias && op->dw && op->dw[1]) {
         int64_t dims[2] = {rows, out};
         bool red[2] = {true, false};
-        cpu_strided_reduce(be, CPU_REDUCE_SUM, 2, dims, red, op->dy,
-                           op->dw[1], 1.0f, false);
+        cpu_strided_reduce(be, CPU_REDUCE_SUM, 2, dims, red, op->dy, op->dw[1],
+                           1.0f, false);
     }
     return 0;
 }
@@ -137,9 +136,9 @@ int cpu_linear_backward(backend_t *be, const backend_op_t *op)
 
 /* torch.matmul's view of the two operands and the result. */
 typedef struct mm_geom {
-    int n, k, m;              /* (n,k) x (k,m) per batch */
-    int64_t batches;          /* of the result */
-    int nbd;                  /* batch dimensions of the result */
+    int n, k, m;     /* (n,k) x (k,m) per batch */
+    int64_t batches; /* of the result */
+    int nbd;         /* batch dimensions of the result */
     int64_t bd[GRAPH_MAX_DIMS];
     int64_t as[GRAPH_MAX_DIMS], bs[GRAPH_MAX_DIMS]; /* batch strides */
     int64_t abatches, bbatches;
@@ -188,8 +187,7 @@ static int s_mm_geom(backend_t *be, const backend_op_t *op, mm_geom_t *g)
 }
 
 /* Matrix offsets (in matrices) of operands a and b for result batch i. */
-static void s_mm_batch(const mm_geom_t *g, int64_t i, int64_t *ai,
-                       int64_t *bi)
+static void s_mm_batch(const mm_geom_t *g, int64_t i, int64_t *ai, int64_t *bi)
 {
     *ai = *bi = 0;
     for (int d = g->nbd - 1; d >= 0; d--) {
@@ -225,17 +223,15 @@ int cpu_multiply_forward(backend_t *be, const backend_op_t *op)
             s_mm_batch(&g, i, &ai, &bi);
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, g.n, g.m,
                         g.k, 1.0f, op->x[0] + ai * asz, g.k,
-                        op->x[1] + bi * bsz, g.m, 0.0f, op->y + i * ysz,
-                        g.m);
+                        op->x[1] + bi * bsz, g.m, 0.0f, op->y + i * ysz, g.m);
         }
         return 0;
     }
     for (int64_t i = 0; i < g.batches; i++) {
         int64_t ai, bi;
         s_mm_batch(&g, i, &ai, &bi);
-        cpu_sgemm(be, false, false, g.n, g.m, g.k, 1.0f,
-                  op->x[0] + ai * asz, g.k, op->x[1] + bi * bsz, g.m, 0.0f,
-                  op->y + i * ysz, g.m);
+        cpu_sgemm(be, false, false, g.n, g.m, g.k, 1.0f, op->x[0] + ai * asz,
+                  g.k, op->x[1] + bi * bsz, g.m, 0.0f, op->y + i * ysz, g.m);
     }
     return 0;
 }
@@ -245,8 +241,8 @@ int cpu_multiply_forward(backend_t *be, const backend_op_t *op)
  * dB = A^T dY (k x m).  When the operand is broadcast over batches, the
  * batches reading one matrix are summed one after the other.
  */
-static void s_mm_grad(backend_t *be, const backend_op_t *op,
-                      const mm_geom_t *g, int which)
+static void s_mm_grad(backend_t *be, const backend_op_t *op, const mm_geom_t *g,
+                      int which)
 {
     const int64_t asz = (int64_t)g->n * g->k, bsz = (int64_t)g->k * g->m;
     const int64_t ysz = (int64_t)g->n * g->m;
@@ -259,7 +255,7 @@ static void s_mm_grad(backend_t *be, const backend_op_t *op,
     if (!disjoint && !acc)
         memset(d, 0, (size_t)(own * sz) * sizeof(float));
 
-if (disjoint && g->batches >= be->threads && g->batches > 1) {
+    if (disjoint && g->batches >= be->threads && g->batches > 1) {
         float beta = acc ? 1.0f : 0.0f;
 #pragma omp parallel for num_threads(be->threads) schedule(dynamic)
         for (int64_t i = 0; i < g->batches; i++) {
@@ -267,14 +263,13 @@ if (disjoint && g->batches >= be->threads && g->batches > 1) {
             const float *dy = op->dy + i * ysz;
             s_mm_batch(g, i, &ai, &bi);
             if (which == 0)
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, g->n,
-                            g->k, g->m, 1.0f, dy, g->m,
-                            op->x[1] + bi * bsz, g->m, beta, d + ai * asz,
-                            g->k);
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, g->n, g->k,
+                            g->m, 1.0f, dy, g->m, op->x[1] + bi * bsz, g->m,
+                            beta, d + ai * asz, g->k);
             else
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, g->k,
-                            g->m, g->n, 1.0f, op->x[0] + ai * asz, g->k, dy,
-                            g->m, beta, d + bi * bsz, g->m);
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, g->k, g->m,
+                            g->n, 1.0f, op->x[0] + ai * asz, g->k, dy, g->m,
+                            beta, d + bi * bsz, g->m);
         }
         return;
     }
@@ -288,8 +283,8 @@ if (disjoint && g->batches >= be->threads && g->batches > 1) {
                       op->x[1] + bi * bsz, g->m, beta, d + ai * asz, g->k);
         else
             cpu_sgemm(be, true, false, g->k, g->m, g->n, 1.0f,
-                      op->x[0] + ai * asz, g->k, dy, g->m, beta,
-                      d + bi * bsz, g->m);
+                      op->x[0] + ai * asz, g->k, dy, g->m, beta, d + bi * bsz,
+                      g->m);
     }
 }
 

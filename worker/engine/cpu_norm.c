@@ -94,15 +94,15 @@ int cpu_bn_forward(backend_t *be, const backend_op_t *op)
         return cpu_op_fail(be, op, -EINVAL,
                            "training needs more than one value per channel");
 
-#pragma omp parallel for num_threads(cpu_threads_for(be, g.n * g.c * \
-    g.inner)) schedule(dynamic)
+#pragma omp parallel for num_threads(cpu_threads_for(be, g.n *g.c *g.inner))   \
+    schedule(dynamic)
     for (int64_t c = 0; c < g.c; c++) {
         double mean, var, invstd;
         float a, b;
         if (op->training) {
             s_bn_stats(&g, op->x[0], c, &mean, &var);
-            rmean[c] = (float)((1.0 - BN_MOMENTUM) * rmean[c] +
-                               BN_MOMENTUM * mean);
+            rmean[c] =
+                (float)((1.0 - BN_MOMENTUM) * rmean[c] + BN_MOMENTUM * mean);
             rvar[c] = (float)((1.0 - BN_MOMENTUM) * rvar[c] +
                               BN_MOMENTUM * var * (double)g.count /
                                   (double)(g.count - 1));
@@ -142,8 +142,8 @@ int cpu_bn_backward(backend_t *be, const backend_op_t *op)
     if (rc)
         return rc;
 
-#pragma omp parallel for num_threads(cpu_threads_for(be, g.n * g.c * \
-    g.inner)) schedule(dynamic)
+#pragma omp parallel for num_threads(cpu_threads_for(be, g.n *g.c *g.inner))   \
+    schedule(dynamic)
     for (int64_t c = 0; c < g.c; c++) {
         double mean, var, invstd, sdy = 0.0, sdyx = 0.0;
         float m, k1, k2, k3;
@@ -182,10 +182,8 @@ int cpu_bn_backward(backend_t *be, const backend_op_t *op)
         /* dx = k1 * dy - k2 - k3 * (x - mean); in evaluation the
          * statistics are constants, so only the first term remains. */
         k1 = (float)(gamma[c] * invstd);
-        k2 = op->training ? (float)(gamma[c] * invstd * sdy / g.count)
-                          : 0.0f;
-        k3 = op->training ? (float)(gamma[c] * invstd * invstd * sdyx /
-                                    g.count)
+        k2 = op->training ? (float)(gamma[c] * invstd * sdy / g.count) : 0.0f;
+        k3 = op->training ? (float)(gamma[c] * invstd * invstd * sdyx / g.count)
                           : 0.0f;
         for (int64_t n = 0; n < g.n; n++) {
             const float *x = op->x[0] + (n * g.c + c) * g.inner;
@@ -224,8 +222,7 @@ size_t cpu_ln_workspace(const backend_t *be, const net_t *net,
     return (size_t)(2 * d * be->threads) * sizeof(float);
 }
 
-static void s_ln_row_stats(const float *x, int64_t d, float *mean,
-                           float *rstd)
+static void s_ln_row_stats(const float *x, int64_t d, float *mean, float *rstd)
 {
     double s = 0.0, q = 0.0, m;
 
@@ -244,8 +241,7 @@ static int s_ln_dims(backend_t *be, const backend_op_t *op, int64_t *rows,
     const graph_shape_t *xs = cpu_in_shape(op, 0);
 
     if (xs->ndim < 1 || xs->d[xs->ndim - 1] != op->node->in_ch)
-        return cpu_op_fail(be, op, -EINVAL,
-                           "last dimension is not %lld",
+        return cpu_op_fail(be, op, -EINVAL, "last dimension is not %lld",
                            (long long)op->node->in_ch);
     *d = xs->d[xs->ndim - 1];
     *rows = cpu_shape_numel(xs) / *d;
@@ -260,7 +256,7 @@ int cpu_ln_forward(backend_t *be, const backend_op_t *op)
 
     if (rc)
         return rc;
-#pragma omp parallel for num_threads(cpu_threads_for(be, rows * d))
+#pragma omp parallel for num_threads(cpu_threads_for(be, rows *d))
     for (int64_t r = 0; r < rows; r++) {
         const float *x = op->x[0] + r * d;
         float *y = op->y + r * d, mean, rstd;

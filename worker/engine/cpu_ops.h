@@ -42,8 +42,7 @@ static inline int64_t cpu_shape_numel(const graph_shape_t *s)
 }
 
 /* Shape of the op's i-th input. */
-static inline const graph_shape_t *cpu_in_shape(const backend_op_t *op,
-                                                int i)
+static inline const graph_shape_t *cpu_in_shape(const backend_op_t *op, int i)
 {
     return &op->net->nodes[op->node->inputs[i]].shape;
 }
@@ -58,8 +57,8 @@ static inline int cpu_threads_for(const backend_t *be, int64_t work)
  * Write "OP node N (NAME): MESSAGE" to be->err and return rc (a negative
  * errno value), so a kernel can `return cpu_op_fail(...)`.
  */
-int cpu_op_fail(backend_t *be, const backend_op_t *op, int rc,
-                const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+int cpu_op_fail(backend_t *be, const backend_op_t *op, int rc, const char *fmt,
+                ...) __attribute__((format(printf, 4, 5)));
 
 /*
  * Row-major single-precision C = alpha * op(A) op(B) + beta * C, split
@@ -67,22 +66,22 @@ int cpu_op_fail(backend_t *be, const backend_op_t *op, int rc,
  * called outside parallel regions; inside them call cblas_sgemm
  * directly (OpenBLAS runs single-threaded in this backend).
  */
-void cpu_sgemm(const backend_t *be, bool trans_a, bool trans_b, int m,
-               int n, int k, float alpha, const float *a, int lda,
-               const float *b, int ldb, float beta, float *c, int ldc);
+void cpu_sgemm(const backend_t *be, bool trans_a, bool trans_b, int m, int n,
+               int k, float alpha, const float *a, int lda, const float *b,
+               int ldb, float beta, float *c, int ldc);
 
 /* dst = src (or dst += src when accumulate), n floats, in parallel.
  * dst == src without accumulate does nothing. */
-void cpu_copy_acc(const backend_t *be, float *dst, const float *src,
-                  int64_t n, bool accumulate);
+void cpu_copy_acc(const backend_t *be, float *dst, const float *src, int64_t n,
+                  bool accumulate);
 
 /* ------------------------------------------------------ strided loops */
 
 /* How cpu_strided_apply() combines the source with the destination. */
 typedef enum cpu_apply_mode {
-    CPU_APPLY_SET,  /* dst = scale * src */
-    CPU_APPLY_ADD,  /* dst += scale * src */
-    CPU_APPLY_MUL   /* dst *= src */
+    CPU_APPLY_SET, /* dst = scale * src */
+    CPU_APPLY_ADD, /* dst += scale * src */
+    CPU_APPLY_MUL  /* dst *= src */
 } cpu_apply_mode_t;
 
 /*
@@ -105,10 +104,9 @@ typedef enum cpu_reduce_kind {
  * to 1.  SUM: y = scale * sum (or y += sum when accumulate, scale must
  * then be 1).  MAX: y = max (accumulate must be false).
  */
-void cpu_strided_reduce(const backend_t *be, cpu_reduce_kind_t kind,
-                        int nd, const int64_t *dims, const bool *reduce,
-                        const float *x, float *y, float scale,
-                        bool accumulate);
+void cpu_strided_reduce(const backend_t *be, cpu_reduce_kind_t kind, int nd,
+                        const int64_t *dims, const bool *reduce, const float *x,
+                        float *y, float scale, bool accumulate);
 
 /*
  * Strides of `in` broadcast against `out` (NumPy rules, right-aligned):
@@ -119,25 +117,25 @@ void cpu_broadcast_strides(const graph_shape_t *in, const graph_shape_t *out,
 
 /* ------------------------------------------------------ op families */
 
-#define CPU_OP_DECLARE(fam)                                                  \
-    int cpu_##fam##_forward(backend_t *be, const backend_op_t *op);          \
+#define CPU_OP_DECLARE(fam)                                                    \
+    int cpu_##fam##_forward(backend_t *be, const backend_op_t *op);            \
     int cpu_##fam##_backward(backend_t *be, const backend_op_t *op)
 
 CPU_OP_DECLARE(conv2d);
 CPU_OP_DECLARE(linear);
 CPU_OP_DECLARE(multiply);
-CPU_OP_DECLARE(pool);       /* Avg/MaxPool2d, adaptive Avg/Max */
+CPU_OP_DECLARE(pool); /* Avg/MaxPool2d, adaptive Avg/Max */
 CPU_OP_DECLARE(bn);
 CPU_OP_DECLARE(ln);
 CPU_OP_DECLARE(addmul);     /* Add, Mul */
 CPU_OP_DECLARE(activation); /* ReLU, GELU, Sigmoid */
 CPU_OP_DECLARE(droppath);
-CPU_OP_DECLARE(reduce);     /* mean, max, sum */
+CPU_OP_DECLARE(reduce); /* mean, max, sum */
 CPU_OP_DECLARE(softmax);
 CPU_OP_DECLARE(concat);
 CPU_OP_DECLARE(permute);
 CPU_OP_DECLARE(repeat);
-CPU_OP_DECLARE(reshape);    /* also the block output (identity) */
+CPU_OP_DECLARE(reshape); /* also the block output (identity) */
 
 size_t cpu_conv2d_workspace(const backend_t *be, const net_t *net,
                             const net_node_t *node);

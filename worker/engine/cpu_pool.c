@@ -40,8 +40,8 @@ static int s_pool_geom(backend_t *be, const backend_op_t *op, pool_geom_t *g)
     g->oh = (int)ys->d[ys->ndim - 2];
     g->ow = (int)ys->d[ys->ndim - 1];
     g->planes = cpu_shape_numel(xs) / ((int64_t)g->h * g->w);
-    g->adaptive = o == GRAPH_OP_ADAPTIVEAVGPOOL2D ||
-                  o == GRAPH_OP_ADAPTIVEMAXPOOL2D;
+    g->adaptive =
+        o == GRAPH_OP_ADAPTIVEAVGPOOL2D || o == GRAPH_OP_ADAPTIVEMAXPOOL2D;
     g->max = o == GRAPH_OP_MAXPOOL2D || o == GRAPH_OP_ADAPTIVEMAXPOOL2D;
     g->k = (int)node->kernel;
     g->s = (int)node->stride;
@@ -52,8 +52,7 @@ static int s_pool_geom(backend_t *be, const backend_op_t *op, pool_geom_t *g)
                            "output shape does not match the input's");
     if (g->adaptive)
         return 0;
-    if (g->k < 1 || g->s < 1 || g->p < 0 ||
-        (g->oh - 1) * g->s - g->p >= g->h ||
+    if (g->k < 1 || g->s < 1 || g->p < 0 || (g->oh - 1) * g->s - g->p >= g->h ||
         (g->ow - 1) * g->s - g->p >= g->w)
         return cpu_op_fail(be, op, -EINVAL,
                            "kernel %d stride %d pad %d do not give %dx%d "
@@ -106,7 +105,7 @@ int cpu_pool_forward(backend_t *be, const backend_op_t *op)
 
     if (rc)
         return rc;
-#pragma omp parallel for num_threads(cpu_threads_for(be, g.planes * ihw))
+#pragma omp parallel for num_threads(cpu_threads_for(be, g.planes *ihw))
     for (int64_t pl = 0; pl < g.planes; pl++) {
         const float *x = op->x[0] + pl * ihw;
         float *y = op->y + pl * ohw;
@@ -145,7 +144,7 @@ int cpu_pool_backward(backend_t *be, const backend_op_t *op)
         return rc;
     if (!op->dx[0])
         return 0;
-#pragma omp parallel for num_threads(cpu_threads_for(be, g.planes * ihw))
+#pragma omp parallel for num_threads(cpu_threads_for(be, g.planes *ihw))
     for (int64_t pl = 0; pl < g.planes; pl++) {
         const float *x = g.max ? op->x[0] + pl * ihw : NULL;
         const float *dy = op->dy + pl * ohw;

@@ -81,11 +81,9 @@ int cpu_reduce_forward(backend_t *be, const backend_op_t *op)
 
     if (rc)
         return rc;
-    cpu_strided_reduce(be, o == GRAPH_OP_MAX ? CPU_REDUCE_MAX
-                                             : CPU_REDUCE_SUM,
+    cpu_strided_reduce(be, o == GRAPH_OP_MAX ? CPU_REDUCE_MAX : CPU_REDUCE_SUM,
                        xs->ndim, xs->d, red, op->x[0], op->y,
-                       o == GRAPH_OP_MEAN ? 1.0f / (float)count : 1.0f,
-                       false);
+                       o == GRAPH_OP_MEAN ? 1.0f / (float)count : 1.0f, false);
     return 0;
 }
 
@@ -103,17 +101,15 @@ static int s_max_backward(backend_t *be, const backend_op_t *op,
         return cpu_op_fail(be, op, -EINVAL,
                            "workspace of %zu bytes is too small",
                            op->workspace_size);
-    cpu_strided_apply(be, CPU_APPLY_SET, xs->ndim, xs->d, t, op->y, ystr,
-                      1.0f);
+    cpu_strided_apply(be, CPU_APPLY_SET, xs->ndim, xs->d, t, op->y, ystr, 1.0f);
 #pragma omp parallel for simd num_threads(cpu_threads_for(be, nx))
     for (int64_t i = 0; i < nx; i++)
         t[i] = x[i] == t[i] ? 1.0f : 0.0f;
-    cpu_strided_reduce(be, CPU_REDUCE_SUM, xs->ndim, xs->d, red, t, cnt,
-                       1.0f, false);
+    cpu_strided_reduce(be, CPU_REDUCE_SUM, xs->ndim, xs->d, red, t, cnt, 1.0f,
+                       false);
     for (int64_t j = 0; j < ny; j++)
         cnt[j] = cnt[j] > 0.0f ? op->dy[j] / cnt[j] : 0.0f;
-    cpu_strided_apply(be, CPU_APPLY_MUL, xs->ndim, xs->d, t, cnt, ystr,
-                      1.0f);
+    cpu_strided_apply(be, CPU_APPLY_MUL, xs->ndim, xs->d, t, cnt, ystr, 1.0f);
     cpu_copy_acc(be, op->dx[0], t, nx, op->dx_accumulate[0]);
     return 0;
 }
@@ -132,8 +128,7 @@ int cpu_reduce_backward(backend_t *be, const backend_op_t *op)
         return 0;
     if (o == GRAPH_OP_MAX)
         return s_max_backward(be, op, red, ystr);
-    cpu_strided_apply(be, op->dx_accumulate[0] ? CPU_APPLY_ADD
-                                               : CPU_APPLY_SET,
+    cpu_strided_apply(be, op->dx_accumulate[0] ? CPU_APPLY_ADD : CPU_APPLY_SET,
                       xs->ndim, xs->d, op->dx[0], op->dy, ystr,
                       o == GRAPH_OP_MEAN ? 1.0f / (float)count : 1.0f);
     return 0;
@@ -142,8 +137,8 @@ int cpu_reduce_backward(backend_t *be, const backend_op_t *op)
 /* --------------------------------------------------------------- softmax */
 
 /* outer x n x inner around dimension dim of s. */
-static void s_split(const graph_shape_t *s, int dim, int64_t *outer,
-                    int64_t *n, int64_t *inner)
+static void s_split(const graph_shape_t *s, int dim, int64_t *outer, int64_t *n,
+                    int64_t *inner)
 {
     *outer = *inner = 1;
     for (int i = 0; i < dim; i++)
@@ -162,7 +157,7 @@ int cpu_softmax_forward(backend_t *be, const backend_op_t *op)
     if (dim < 0 || dim >= xs->ndim)
         return cpu_op_fail(be, op, -EINVAL, "dim %d out of range", dim);
     s_split(xs, dim, &outer, &n, &inner);
-#pragma omp parallel for num_threads(cpu_threads_for(be, outer * n * inner))
+#pragma omp parallel for num_threads(cpu_threads_for(be, outer *n *inner))
     for (int64_t oj = 0; oj < outer * inner; oj++) {
         int64_t base = oj / inner * n * inner + oj % inner;
         const float *x = op->x[0] + base;
@@ -195,7 +190,7 @@ int cpu_softmax_backward(backend_t *be, const backend_op_t *op)
     if (!op->dx[0])
         return 0;
     s_split(xs, dim, &outer, &n, &inner);
-#pragma omp parallel for num_threads(cpu_threads_for(be, outer * n * inner))
+#pragma omp parallel for num_threads(cpu_threads_for(be, outer *n *inner))
     for (int64_t oj = 0; oj < outer * inner; oj++) {
         int64_t base = oj / inner * n * inner + oj % inner;
         const float *y = op->y + base, *dy = op->dy + base;
@@ -215,8 +210,8 @@ int cpu_softmax_backward(backend_t *be, const backend_op_t *op)
 /* ---------------------------------------------------------------- concat */
 
 /* Rows before dim, and each input's slab length per row. */
-static int s_concat_setup(backend_t *be, const backend_op_t *op,
-                          int64_t *outer, int64_t *slab, int64_t *row)
+static int s_concat_setup(backend_t *be, const backend_op_t *op, int64_t *outer,
+                          int64_t *slab, int64_t *row)
 {
     const graph_shape_t *ys = &op->node->shape;
     int dim = op->node->n_dims ? op->node->dims[0] : -1;
@@ -229,8 +224,8 @@ static int s_concat_setup(backend_t *be, const backend_op_t *op,
         const graph_shape_t *xs = cpu_in_shape(op, k);
         if (xs->ndim != ys->ndim)
             return cpu_op_fail(be, op, -EINVAL,
-                               "input %d has %d dims, output %d", k,
-                               xs->ndim, ys->ndim);
+                               "input %d has %d dims, output %d", k, xs->ndim,
+                               ys->ndim);
         slab[k] = xs->d[dim] * inner;
         total += xs->d[dim];
     }
@@ -249,12 +244,11 @@ int cpu_concat_forward(backend_t *be, const backend_op_t *op)
 
     if (rc)
         return rc;
-#pragma omp parallel for num_threads(cpu_threads_for(be, outer * row))
+#pragma omp parallel for num_threads(cpu_threads_for(be, outer *row))
     for (int64_t o = 0; o < outer; o++) {
         float *y = op->y + o * row;
         for (int k = 0; k < op->n_inputs; k++) {
-            memcpy(y, op->x[k] + o * slab[k],
-                   (size_t)slab[k] * sizeof(float));
+            memcpy(y, op->x[k] + o * slab[k], (size_t)slab[k] * sizeof(float));
             y += slab[k];
         }
     }
@@ -268,7 +262,7 @@ int cpu_concat_backward(backend_t *be, const backend_op_t *op)
 
     if (rc)
         return rc;
-#pragma omp parallel for num_threads(cpu_threads_for(be, outer * row))
+#pragma omp parallel for num_threads(cpu_threads_for(be, outer *row))
     for (int64_t o = 0; o < outer; o++) {
         const float *dy = op->dy + o * row;
         for (int k = 0; k < op->n_inputs; k++) {

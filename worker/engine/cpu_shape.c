@@ -21,8 +21,7 @@ int cpu_reshape_forward(backend_t *be, const backend_op_t *op)
     const int64_t n = cpu_shape_numel(&op->node->shape);
 
     if (n != cpu_shape_numel(cpu_in_shape(op, 0)))
-        return cpu_op_fail(be, op, -EINVAL,
-                           "input and output sizes differ");
+        return cpu_op_fail(be, op, -EINVAL, "input and output sizes differ");
     cpu_copy_acc(be, op->y, op->x[0], n, false);
     return 0;
 }
@@ -32,8 +31,7 @@ int cpu_reshape_backward(backend_t *be, const backend_op_t *op)
     const int64_t n = cpu_shape_numel(&op->node->shape);
 
     if (n != cpu_shape_numel(cpu_in_shape(op, 0)))
-        return cpu_op_fail(be, op, -EINVAL,
-                           "input and output sizes differ");
+        return cpu_op_fail(be, op, -EINVAL, "input and output sizes differ");
     if (op->dx[0])
         cpu_copy_acc(be, op->dx[0], op->dy, n, op->dx_accumulate[0]);
     return 0;
@@ -82,8 +80,8 @@ int cpu_permute_forward(backend_t *be, const backend_op_t *op)
     s_contiguous_strides(xs, xst);
     for (int j = 0; j < ys->ndim; j++)
         src[j] = xst[op->node->dims[j]];
-    cpu_strided_apply(be, CPU_APPLY_SET, ys->ndim, ys->d, op->y, op->x[0],
-                      src, 1.0f);
+    cpu_strided_apply(be, CPU_APPLY_SET, ys->ndim, ys->d, op->y, op->x[0], src,
+                      1.0f);
     return 0;
 }
 
@@ -100,8 +98,7 @@ int cpu_permute_backward(backend_t *be, const backend_op_t *op)
     s_contiguous_strides(ys, yst);
     for (int j = 0; j < ys->ndim; j++)
         src[op->node->dims[j]] = yst[j];
-    cpu_strided_apply(be, op->dx_accumulate[0] ? CPU_APPLY_ADD
-                                               : CPU_APPLY_SET,
+    cpu_strided_apply(be, op->dx_accumulate[0] ? CPU_APPLY_ADD : CPU_APPLY_SET,
                       xs->ndim, xs->d, op->dx[0], op->dy, src, 1.0f);
     return 0;
 }
@@ -110,8 +107,8 @@ int cpu_permute_backward(backend_t *be, const backend_op_t *op)
 
 /* The interleaved view: dims (r0, s0, r1, s1, ...), the input's strides
  * in it, and which of its dims are repeat counts.  Returns 2 * nr. */
-static int s_repeat_view(backend_t *be, const backend_op_t *op,
-                         int64_t *dims, int64_t *xstr, bool *is_rep)
+static int s_repeat_view(backend_t *be, const backend_op_t *op, int64_t *dims,
+                         int64_t *xstr, bool *is_rep)
 {
     const graph_shape_t *xs = cpu_in_shape(op, 0), *ys = &op->node->shape;
     const int nr = op->node->n_sizes;
@@ -119,9 +116,8 @@ static int s_repeat_view(backend_t *be, const backend_op_t *op,
     int64_t st = 1;
 
     if (off < 0 || ys->ndim != nr)
-        return cpu_op_fail(be, op, -EINVAL,
-                           "%d repeat counts for a %d-D input", nr,
-                           xs->ndim);
+        return cpu_op_fail(be, op, -EINVAL, "%d repeat counts for a %d-D input",
+                           nr, xs->ndim);
     for (int i = nr - 1; i >= 0; i--) {
         int64_t s = i >= off ? xs->d[i - off] : 1;
         int64_t r = op->node->sizes[i];
@@ -148,8 +144,7 @@ int cpu_repeat_forward(backend_t *be, const backend_op_t *op)
 
     if (nd < 0)
         return nd;
-    cpu_strided_apply(be, CPU_APPLY_SET, nd, dims, op->y, op->x[0], xstr,
-                      1.0f);
+    cpu_strided_apply(be, CPU_APPLY_SET, nd, dims, op->y, op->x[0], xstr, 1.0f);
     return 0;
 }
 

@@ -211,8 +211,7 @@ static void s_reduce_block(const reduce_plan_t *p, const float *x, float *y,
             if (p->inner_reduced)
                 s_reduce_row(p->kind, y + yo, true, x + xo + c0, c1 - c0);
             else
-                s_reduce_row(p->kind, y + yo + c0, false, x + xo + c0,
-                             c1 - c0);
+                s_reduce_row(p->kind, y + yo + c0, false, x + xo + c0, c1 - c0);
             for (int i = p->nr - 1; i >= 0; i--) {
                 xo += p->rxs[i];
                 if (++idx[i] < p->rd[i])
@@ -276,10 +275,9 @@ static int64_t s_reduce_plan(reduce_plan_t *p, int nd, const int64_t *dims,
     return sy;
 }
 
-void cpu_strided_reduce(const backend_t *be, cpu_reduce_kind_t kind,
-                        int nd, const int64_t *dims, const bool *reduce,
-                        const float *x, float *y, float scale,
-                        bool accumulate)
+void cpu_strided_reduce(const backend_t *be, cpu_reduce_kind_t kind, int nd,
+                        const int64_t *dims, const bool *reduce, const float *x,
+                        float *y, float scale, bool accumulate)
 {
     reduce_plan_t p;
     int64_t ny, total = 1;
@@ -306,8 +304,8 @@ void cpu_strided_reduce(const backend_t *be, cpu_reduce_kind_t kind,
 #pragma omp parallel num_threads(threads)
         {
             int nt = omp_get_num_threads(), t = omp_get_thread_num();
-            s_reduce_block(&p, x, y, p.kcount * t / nt,
-                           p.kcount * (t + 1) / nt, 0, p.inner);
+            s_reduce_block(&p, x, y, p.kcount * t / nt, p.kcount * (t + 1) / nt,
+                           0, p.inner);
         }
     } else {
 #pragma omp parallel num_threads(threads)
