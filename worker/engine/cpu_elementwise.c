@@ -159,12 +159,9 @@ int cpu_addmul_backward(backend_t *be, const backend_op_t *op)
         for (int k = 0; k < 2; k++) {
             const float *o = op->x[1 - k], *dy = op->dy;
             float *dx = op->dx[k];
-            bool acc = op->dx_accumulate[k];
-            if (!dx)
-                continue;
-#pragma omp parallel for simd num_threads(cpu_threads_for(be, n))
-            for (int64_t i = 0; i < n; i++)
-                dx[i] = acc ? dx[i] + dy[i] * o[i] : dy[i] * o[i];
+            const int threads = cpu_threads_for(be, n);
+            if (dx)
+                CPU_STORE(op->dx_accumulate[k], n, dx, dy[i] * o[i]);
         }
         return 0;
     }
@@ -202,6 +199,19 @@ static inline float s_sigmoid(float x)
 
 #define GELU_RSQRT2 0.70710678118654752f
 #define GELU_RSQRT2PI 0.39894228040143268f
+
+/* d/dx of x * Phi(x). */
+static inline float s_gelu_grad(float v)
+{
+    return 0.5f * (1.0f + erff(v * GELU_RSQRT2)) +
+           v * GELU_RSQRT2PI * expf(-0.5f * v * v);
+}
+
+/* dy where y > 0; both read, so the loop vectorises to a blend. */
+static inline float s_relu_grad(float y, float dy)
+{
+    return y > 0.0f ? dy : 0.0f;
+}
 
 int cpu_activation_forward(backend_t *be, const backend_op_t *op)
 {
@@ -244,28 +254,13 @@ int cpu_activation_backward(backend_t *be, const backend_op_t *op)
         return 0;
     switch (op->node->op) {
     case GRAPH_OP_RELU:
-#pragma omp parallel for simd num_threads(threads)
-        for (int64_t i = 0; i < n; i++) {
-            float g = y[i] > 0.0f ? dy[i] : 0.0f;
-            dx[i] = acc ? dx[i] + g : g;
-        }
+        CPU_STORE(acc, n, dx, s_relu_grad(y[i], dy[i]));
         break;
     case GRAPH_OP_GELU:
-#pragma omp parallel for num_threads(threads)
-        for (int64_t i = 0; i < n; i++) {
-            float v = x[i];
-            float d = 0.5f * (1.0f + erff(v * GELU_RSQRT2)) +
-                      v * GELU_RSQRT2PI * expf(-0.5f * v * v);
-            float g = dy[i] * d;
-            dx[i] = acc ? dx[i] + g : g;
-        }
+        CPU_STORE(acc, n, dx, dy[i] * s_gelu_grad(x[i]));
         break;
     default:
-#pragma omp parallel for simd num_threads(threads)
-        for (int64_t i = 0; i < n; i++) {
-            float g = dy[i] * y[i] * (1.0f - y[i]);
-            dx[i] = acc ? dx[i] + g : g;
-        }
+        CPU_STORE(acc, n, dx, dy[i] * y[i] * (1.0f - y[i]));
         break;
     }
     return 0;
@@ -324,9 +319,15 @@ int cpu_droppath_backward(backend_t *be, const backend_op_t *op)
         float k = s_droppath_scale(op, s);
         const float *dy = op->dy + s * per;
         float *dx = op->dx[0] + s * per;
+        if (acc) {
 #pragma omp simd
-        for (int64_t i = 0; i < per; i++)
-            dx[i] = acc ? dx[i] + dy[i] * k : dy[i] * k;
+            for (int64_t i = 0; i < per; i++)
+                dx[i] += dy[i] * k;
+        } else {
+#pragma omp simd
+            for (int64_t i = 0; i < per; i++)
+                dx[i] = dy[i] * k;
+        }
     }
     return 0;
 }

@@ -75,6 +75,31 @@ void cpu_sgemm(const backend_t *be, bool trans_a, bool trans_b, int m, int n,
 void cpu_copy_acc(const backend_t *be, float *dst, const float *src, int64_t n,
                   bool accumulate);
 
+/*
+ * dst[i] = EXPR, or dst[i] += EXPR when acc, for i in [0, n), split over
+ * the `threads` (a variable in scope) threads.  Two loops keep the test
+ * out of the body, so it vectorises; EXPR must read its operands
+ * unconditionally for the same reason.
+ */
+#define CPU_STORE(acc, n, dst, EXPR)                                           \
+    do {                                                                       \
+        if (acc) {                                                             \
+            _Pragma(                                                           \
+                "omp parallel for simd num_threads(threads)") for (int64_t i = \
+                                                                       0;      \
+                                                                   i < (n);    \
+                                                                   i++)(       \
+                dst)[i] += (EXPR);                                             \
+        } else {                                                               \
+            _Pragma(                                                           \
+                "omp parallel for simd num_threads(threads)") for (int64_t i = \
+                                                                       0;      \
+                                                                   i < (n);    \
+                                                                   i++)(       \
+                dst)[i] = (EXPR);                                              \
+        }                                                                      \
+    } while (0)
+
 /* ------------------------------------------------------ strided loops */
 
 /* How cpu_strided_apply() combines the source with the destination. */
