@@ -27,7 +27,7 @@
 #include <string.h>
 
 /* Aim for this many GEMM columns (nb * OH * OW) per im2col batch. */
-#define CONV_TARGET_COLS 4096
+#define CONV_TARGET_COLS 512
 
 bool cpu_conv_geom(const net_t *net, const net_node_t *node,
                    const backend_t *be, conv_geom_t *g)

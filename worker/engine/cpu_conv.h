@@ -32,9 +32,10 @@ typedef struct conv_geom {
     int threads;
 
     /* CONV_PATH_DIRECT: every image of a batch is one hb x wb plane per
-     * channel; a channel's nb planes are consecutive and nq floats long
-     * (rounded up to the kernels' block), with `margin` floats before
-     * the first channel and after the last. */
+     * channel, image j's starting `plane` floats after image j-1's (the
+     * planes overlap in their zero rows); a channel's nb planes take nq
+     * floats (rounded up to the kernels' block), with `margin` floats
+     * before the first channel and after the last. */
     int hb, wb;
     int64_t plane, nq, margin;
 } conv_geom_t;

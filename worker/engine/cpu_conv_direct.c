@@ -147,21 +147,31 @@ static int64_t s_round(int64_t v, int64_t to)
     return (v + to - 1) / to * to;
 }
 
-/* The padded grid and the batch size; idempotent. */
+/*
+ * The padded grid and the batch size; idempotent.  Images are stacked
+ * vertically, image j's padded origin at row j * sr: the zero rows
+ * between two images serve as the bottom padding of one and the top
+ * padding of the next (max(p, e-1-p) of them keep every tap of every
+ * pass inside its own image), which for 8x8 images saves a tenth of
+ * the work.
+ */
 static void s_plan(conv_geom_t *g)
 {
     int hm = g->h > g->oh ? g->h : g->oh, wm = g->w > g->ow ? g->w : g->ow;
+    int gap = g->p > g->e - 1 - g->p ? g->p : g->e - 1 - g->p;
+    int sr = hm + gap;
     int64_t per_image;
 
     g->hb = hm + g->e - 1;
     g->wb = wm + g->e - 1;
-    g->plane = (int64_t)g->hb * g->wb;
+    g->plane = (int64_t)sr * g->wb;
     g->margin = s_round((int64_t)(g->e - 1) * (g->wb + 1), 16);
     per_image =
         (int64_t)(2 * g->ci + g->co) * g->plane * (int64_t)sizeof(float);
     g->nb =
         cpu_conv_batch(g->n, g->threads, (int)(DIRECT_BATCH_BYTES / per_image));
-    g->nq = s_round(g->nb * g->plane, DIRECT_BLOCK);
+    g->nq = s_round((int64_t)(g->nb - 1) * g->plane + (int64_t)g->hb * g->wb,
+                    DIRECT_BLOCK);
 }
 
 /* Floats of a padded buffer of c channels. */
@@ -350,7 +360,7 @@ void cpu_conv_direct_backward(const conv_geom_t *g0, const float *x,
             if (nbc < g.nb)
                 for (int c = 0; c < g.co; c++)
                     memset(dyb + g.margin + c * g.nq + nbc * g.plane, 0,
-                           (size_t)((g.nb - nbc) * g.plane) * sizeof(float));
+                           (size_t)(g.nq - nbc * g.plane) * sizeof(float));
             if (dw) {
                 s_pad_in(&g, x + (int64_t)n0 * g.ci * g.ihw, g.ci, g.h, g.w,
                          g.p, nbc, xb + g.margin);

@@ -20,6 +20,15 @@
  *         channels x 3 taps along kw.
  */
 
+/* Keep a loaded vector in a register: otherwise the compiler folds the
+ * load into each of the three multiply-adds that use it, and the kernel
+ * becomes bound by loads. */
+#if defined(__x86_64__)
+#define KERN_IN_REGISTER(v) __asm__("" : "+v"(v))
+#else
+#define KERN_IN_REGISTER(v) (void)(v)
+#endif
+
 #define KCAT2(a, b) a##b
 #define KCAT(a, b) KCAT2(a, b)
 #define KVEC KCAT(s_vec_, KERN_SUFFIX)
@@ -47,7 +56,7 @@ typedef float KVECU __attribute__((vector_size(KERN_VL * 4), aligned(4)));
                         xv[v] = *(const KVECU *)(p + KERN_VL * v);             \
                     _Pragma("GCC unroll 8") for (int r = 0; r < RO; r++)       \
                     {                                                          \
-                        KVEC wv = (KVEC){0} + wp[r];                           \
+                        KVEC wv = wp[r] - (KVEC){0};                           \
                         _Pragma("GCC unroll 8") for (int v = 0; v < KERN_RW;   \
                                                      v++) acc[r][v] +=         \
                             wv * xv[v];                                        \
@@ -114,6 +123,7 @@ KERN_ATTR static inline float KCAT(s_hsum_, KERN_SUFFIX)(KVEC v)
                         _Pragma("GCC unroll 8") for (int r = 0; r < RO; r++)   \
                         {                                                      \
                             gv = *(const KVECU *)(g + (o + r) * ldg + q);      \
+                            KERN_IN_REGISTER(gv);                              \
                             acc[r][0] += gv * xv[0];                           \
                             acc[r][1] += gv * xv[1];                           \
                             acc[r][2] += gv * xv[2];                           \
@@ -147,5 +157,6 @@ KERN_ATTR static void KCAT(s_wgrad_,
 #undef KVECU
 #undef KCAT
 #undef KCAT2
+#undef KERN_IN_REGISTER
 #undef KERN_CORR_BLOCK
 #undef KERN_WGRAD_BLOCK
