@@ -7,8 +7,9 @@ ops, BN in training and evaluation, DropPath with a fixed key), plus the
 loss (xent), the optimiser (sgd, several steps, Nesterov and weight decay)
 and the batch builder.  The cases run through build/tools/op_runner, and
 each output is compared with torch 1.13 computing in float64 on the same
-float32 inputs.  The runner runs them four times: at 1 and 2 threads,
-and with the AVX2 and the generic convolution kernels forced.
+float32 inputs.  The runner runs them five times: at 1 and 2 threads,
+with the AVX2 and the generic convolution kernels forced, and with 2
+threads asked for while OpenMP may give only 1.
 
 Tolerance: |nader - torch| <= RTOL * |torch| + ATOL * max(1, max |torch|)
 over each tensor, RTOL = 1e-4, ATOL = 1e-5.  The op runner fills every
@@ -557,11 +558,15 @@ def main():
         with open(src, "w") as f:
             json.dump({"cases": [c.spec() for c in cases]}, f)
         # The kernels split work by thread and exist per instruction set
-        # (the backend falls back to what the CPU has).
-        runs = [(1, ""), (2, ""), (2, "avx2"), (2, "generic")]
-        for threads, isa in runs:
-            dst = os.path.join(tmp, f"out{threads}{isa}.json")
+        # (the backend falls back to what the CPU has); OpenMP may give a
+        # team fewer threads than asked for (limit 1).
+        runs = [(1, "", ""), (2, "", ""), (2, "avx2", ""),
+                (2, "generic", ""), (2, "", "1")]
+        for threads, isa, limit in runs:
+            dst = os.path.join(tmp, f"out{threads}{isa}{limit}.json")
             env = dict(os.environ, NADER_CPU_ISA=isa)
+            if limit:
+                env["OMP_THREAD_LIMIT"] = limit
             subprocess.run([RUNNER, "--threads", str(threads), src, dst],
                            check=True, env=env)
             with open(dst) as f:
@@ -572,7 +577,8 @@ def main():
             for c, out in zip(cases, res["cases"]):
                 c.check(out, fails)
             for i in range(n0, len(fails)):
-                fails[i] = f"[{threads} thread(s) {isa}] {fails[i]}"
+                fails[i] = (f"[{threads} thread(s) {isa} limit {limit}] "
+                            f"{fails[i]}")
 
     for f in fails:
         print("FAIL", f)

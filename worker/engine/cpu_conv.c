@@ -390,11 +390,13 @@ static void s_backward_pointwise(const conv_geom_t *g, const float *x,
 {
     const int ohw = (int)g->ohw;
 
+    /* Every private dW is cleared here, not by its thread: a team may
+     * get fewer threads than asked for, and all of them are summed. */
+    if (dw)
+        memset(ws, 0, (size_t)(g->wsz * g->threads) * sizeof(float));
 #pragma omp parallel num_threads(g->threads)
     {
         float *dwt = ws + g->wsz * omp_get_thread_num();
-        if (dw)
-            memset(dwt, 0, (size_t)g->wsz * sizeof(float));
 #pragma omp for schedule(static)
         for (int n = 0; n < g->n; n++) {
             const float *dyn = dy + (int64_t)n * g->co * g->ohw;
@@ -500,14 +502,14 @@ static void s_backward_im2col(const conv_geom_t *g, const float *x,
     const int chunks = (g->n + g->nb - 1) / g->nb;
     const int64_t cols = s_conv_ws_cols(g), per = g->wsz + cols;
 
+    for (int t = 0; dw && t < g->threads; t++)
+        memset(ws + per * t + cols, 0, (size_t)g->wsz * sizeof(float));
 #pragma omp parallel num_threads(g->threads)
     {
         float *col = ws + per * omp_get_thread_num();
         float *dyt = col + (int64_t)g->nb * g->ohw * g->rows;
         float *dwt = col + cols;
 
-        if (dw)
-            memset(dwt, 0, (size_t)g->wsz * sizeof(float));
 #pragma omp for schedule(static)
         for (int ch = 0; ch < chunks; ch++) {
             int n0 = ch * g->nb;

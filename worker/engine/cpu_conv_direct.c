@@ -337,6 +337,8 @@ void cpu_conv_direct_backward(const conv_geom_t *g0, const float *x,
     pb = g.e - 1 - g.p;
     if (dx)
         s_pack(&g, w, ws, true, kern->roc);
+    if (dw)
+        memset(parts, 0, (size_t)(wszr * g.threads) * sizeof(float));
 
 #pragma omp parallel num_threads(g.threads)
     {
@@ -350,8 +352,6 @@ void cpu_conv_direct_backward(const conv_geom_t *g0, const float *x,
         memset(xb, 0,
                (size_t)(s_padded(&g, g.ci) + s_padded(&g, g.co)) *
                    sizeof(float));
-        if (dw)
-            memset(dwt, 0, (size_t)g.wsz * sizeof(float));
 #pragma omp for schedule(static)
         for (int ch = 0; ch < chunks; ch++) {
             int n0 = ch * g.nb, nbc = g.n - n0 < g.nb ? g.n - n0 : g.nb;

@@ -286,10 +286,10 @@ int cpu_ln_backward(backend_t *be, const backend_op_t *op)
                            "workspace of %zu bytes is too small",
                            op->workspace_size);
 
+    memset(ws, 0, (size_t)(2 * d * threads) * sizeof(float));
 #pragma omp parallel num_threads(threads)
     {
         float *pg = ws + 2 * d * omp_get_thread_num(), *pb = pg + d;
-        memset(pg, 0, (size_t)(2 * d) * sizeof(float));
 #pragma omp for
         for (int64_t r = 0; r < rows; r++) {
             const float *x = op->x[0] + r * d, *dy = op->dy + r * d;
