@@ -30,8 +30,8 @@
 #include <string.h>
 
 /* Flat positions are rounded up to this: a multiple of every kernel's
- * tile (16 x 6, 8 x 3, 4 x 3 floats). */
-#define DIRECT_BLOCK 96
+ * vector (16, 8, 4 floats). */
+#define DIRECT_BLOCK 16
 #define DIRECT_BATCH_BYTES (1 << 20)
 
 typedef void (*corr_fn)(const float *in, int cin, int64_t ldi, int k,

@@ -14,7 +14,7 @@
  *         for q in [0, nq), with the weights packed in blocks of KERN_ROC
  *         output channels ([block][c][kh][kw][KERN_ROC], then the
  *         remaining channels one by one).  Register tile: KERN_ROC
- *         channels x KERN_RW vectors.
+ *         channels x KERN_RW vectors, single vectors at the end.
  *  wgrad: dw[o][c][kh][kw] += sum over q of g[o][q] * in[c][q + shift0 +
  *         shift], a dot product per weight; register tile KERN_WROC
  *         channels x 3 taps along kw.
@@ -37,37 +37,48 @@
 typedef float KVEC __attribute__((vector_size(KERN_VL * 4)));
 typedef float KVECU __attribute__((vector_size(KERN_VL * 4), aligned(4)));
 
-/* One block of `ro` output channels (ro <= KERN_ROC, known at the call
- * so the compiler unrolls it) over KERN_RW vectors at q. */
-#define KERN_CORR_BLOCK(RO)                                                    \
+/* One tile of RO output channels (RO <= KERN_ROC) by RW vectors at q;
+ * both known at the call, so the compiler unrolls it into registers. */
+#define KERN_CORR_BLOCK(RO, RW)                                                \
     do {                                                                       \
-        KVEC acc[RO][KERN_RW];                                                 \
+        KVEC acc[RO][RW];                                                      \
         const float *wp = wb;                                                  \
         for (int r = 0; r < RO; r++)                                           \
-            for (int v = 0; v < KERN_RW; v++)                                  \
+            for (int v = 0; v < RW; v++)                                       \
                 acc[r][v] = (KVEC){0};                                         \
         for (int c = 0; c < cin; c++) {                                        \
             const float *ip = in + c * ldi + q;                                \
             for (int kh = 0; kh < k; kh++) {                                   \
                 for (int kw = 0; kw < k; kw++) {                               \
                     const float *p = ip + kh * dh + kw * dw;                   \
-                    KVEC xv[KERN_RW];                                          \
-                    _Pragma("GCC unroll 8") for (int v = 0; v < KERN_RW; v++)  \
+                    KVEC xv[RW];                                               \
+                    _Pragma("GCC unroll 8") for (int v = 0; v < RW; v++)       \
                         xv[v] = *(const KVECU *)(p + KERN_VL * v);             \
                     _Pragma("GCC unroll 8") for (int r = 0; r < RO; r++)       \
                     {                                                          \
                         KVEC wv = wp[r] - (KVEC){0};                           \
-                        _Pragma("GCC unroll 8") for (int v = 0; v < KERN_RW;   \
-                                                     v++) acc[r][v] +=         \
-                            wv * xv[v];                                        \
+                        _Pragma("GCC unroll 8") for (int v = 0; v < RW; v++)   \
+                            acc[r][v] += wv * xv[v];                           \
                     }                                                          \
                     wp += RO;                                                  \
                 }                                                              \
             }                                                                  \
         }                                                                      \
         for (int r = 0; r < RO; r++)                                           \
-            for (int v = 0; v < KERN_RW; v++)                                  \
+            for (int v = 0; v < RW; v++)                                       \
                 *(KVECU *)(out + (o + r) * ldo + q + KERN_VL * v) = acc[r][v]; \
+    } while (0)
+
+/* All q in [0, nq) for RO output channels at o: whole tiles, then single
+ * vectors (nq is a multiple of KERN_VL). */
+#define KERN_CORR_ROW(RO)                                                      \
+    do {                                                                       \
+        const float *wb = wpk + (int64_t)o * per;                              \
+        int64_t q = 0;                                                         \
+        for (; q + KERN_VL * KERN_RW <= nq; q += KERN_VL * KERN_RW)            \
+            KERN_CORR_BLOCK(RO, KERN_RW);                                      \
+        for (; q < nq; q += KERN_VL)                                           \
+            KERN_CORR_BLOCK(RO, 1);                                            \
     } while (0)
 
 KERN_ATTR static void KCAT(s_corr_, KERN_SUFFIX)(const float *in, int cin,
@@ -79,16 +90,10 @@ KERN_ATTR static void KCAT(s_corr_, KERN_SUFFIX)(const float *in, int cin,
     const int64_t per = (int64_t)cin * k * k;
     int o = 0;
 
-    for (; o + KERN_ROC <= cout; o += KERN_ROC) {
-        const float *wb = wpk + (int64_t)o * per;
-        for (int64_t q = 0; q < nq; q += KERN_VL * KERN_RW)
-            KERN_CORR_BLOCK(KERN_ROC);
-    }
-    for (; o < cout; o++) {
-        const float *wb = wpk + (int64_t)o * per;
-        for (int64_t q = 0; q < nq; q += KERN_VL * KERN_RW)
-            KERN_CORR_BLOCK(1);
-    }
+    for (; o + KERN_ROC <= cout; o += KERN_ROC)
+        KERN_CORR_ROW(KERN_ROC);
+    for (; o < cout; o++)
+        KERN_CORR_ROW(1);
 }
 
 /* Sum of the lanes of a vector. */
@@ -159,4 +164,5 @@ KERN_ATTR static void KCAT(s_wgrad_,
 #undef KCAT2
 #undef KERN_IN_REGISTER
 #undef KERN_CORR_BLOCK
+#undef KERN_CORR_ROW
 #undef KERN_WGRAD_BLOCK
