@@ -247,15 +247,17 @@ def pool_cases():
                             accumulate=[shape[3] == 9]))
     for kind in ("AdaptiveAvgPool2d", "AdaptiveMaxPool2d"):
         for shape, o in [((2, 3, 7, 9), 3), ((2, 3, 8, 8), 1),
-                         ((2, 2, 5, 5), 4), ((3, 7, 9), 2)]:
+                         ((2, 2, 5, 5), 4), ((3, 7, 9), 2),
+                         ((2, 2, 7, 9), (3, 2))]:
             x = distinct(*shape) if "Max" in kind else rnd(*shape)
 
             def fn(xs, ps, kind=kind, o=o):
                 if "Avg" in kind:
                     return F.adaptive_avg_pool2d(xs[0], o)
                 return F.adaptive_max_pool2d(xs[0], o)
+            oh, ow = o if isinstance(o, tuple) else (o, o)
             out.append(Case(f"{kind} {shape} -> {o}", kind, [x], fn,
-                            args={"out_size": o},
+                            args={"out_size": oh, "out_size_w": ow},
                             accumulate=[len(shape) == 3]))
     return out
 

@@ -40,22 +40,22 @@ typedef struct backend_op {
     const net_t *net;
     const net_node_t *node;
     int n_inputs;
-    const float *const *x; /* forward inputs; shapes are those of
-                              net->nodes[node->inputs[i]].shape */
-    float *y;              /* forward output, node->shape */
-    const float *const *w; /* the node's parameters in net_param_list
-                              order: weight, bias (Conv2d, Linear, BN,
-                              LN), then running_mean, running_var (BN) */
-    float *const *dw;      /* gradients of the trainable ones */
-    float *const *dx;      /* input gradients; NULL entries: not needed */
+    const float *const *x;    /* forward inputs; shapes are those of
+                                 net->nodes[node->inputs[i]].shape */
+    float *y;                 /* forward output, node->shape */
+    const float *const *w;    /* the node's parameters in net_param_list
+                                 order: weight, bias (Conv2d, Linear, BN,
+                                 LN), then running_mean, running_var (BN) */
+    float *const *dw;         /* gradients of the trainable ones */
+    float *const *dx;         /* input gradients; NULL entries: not needed */
     const bool *dx_accumulate;
-    const float *dy; /* gradient of the output */
-    void *saved;     /* saved_bytes() kept from forward to
-                        backward (BN statistics, masks, ...) */
-    void *workspace; /* scratch, workspace_bytes() at least */
+    const float *dy;          /* gradient of the output */
+    void *saved;              /* saved_bytes() kept from forward to
+                                 backward (BN statistics, masks, ...) */
+    void *workspace;          /* scratch, workspace_bytes() at least */
     size_t workspace_size;
-    bool training;    /* BN batch statistics, DropPath active */
-    uint64_t rng_key; /* DropPath: key for this node and step */
+    bool training;            /* BN batch statistics, DropPath active */
+    uint64_t rng_key;         /* DropPath: key for this node and step */
 } backend_op_t;
 
 /* SGD with momentum and weight decay, PyTorch semantics:
@@ -69,19 +69,19 @@ typedef struct backend_sgd {
 /* The random choices for one batch, built by the trainer (host RNG) and
  * uploaded, so all backends see the same batch. */
 typedef struct backend_batch_spec {
-    const int32_t *index;  /* device: image index in the data set */
-    const int8_t *shift_x; /* device: crop offset in [-pad, pad] */
+    const int32_t *index;     /* device: image index in the data set */
+    const int8_t *shift_x;    /* device: crop offset in [-pad, pad] */
     const int8_t *shift_y;
-    const uint8_t *flip; /* device: 1 = mirror horizontally */
+    const uint8_t *flip;      /* device: 1 = mirror horizontally */
     int n;
-    int pad;               /* 0 for evaluation batches */
-    float mean[3], std[3]; /* on the [0, 1] pixel scale */
+    int pad;                  /* 0 for evaluation batches */
+    float mean[3], std[3];    /* on the [0, 1] pixel scale */
 } backend_batch_spec_t;
 
 typedef struct backend_vtable {
-    const char *name; /* "cpu", "cuda" */
+    const char *name;                      /* "cpu", "cuda" */
 
-    void *(*alloc)(backend_t *be, size_t bytes); /* NULL on failure */
+    void *(*alloc)(backend_t *be, size_t bytes);  /* NULL on failure */
     void (*free)(backend_t *be, void *p);
     int (*upload)(backend_t *be, void *dst, const void *src, size_t n);
     int (*download)(backend_t *be, void *dst, const void *src, size_t n);
@@ -116,8 +116,9 @@ typedef struct backend_vtable {
      * with int32 labels: crop with zero padding, flip, scale to [0, 1],
      * normalise.  Writes out (n, 3, H, W) and labels_out (n).
      */
-    int (*batch)(backend_t *be, const uint8_t *images, const int32_t *labels,
-                 int h, int w, const backend_batch_spec_t *spec, float *out,
+    int (*batch)(backend_t *be, const uint8_t *images,
+                 const int32_t *labels, int h, int w,
+                 const backend_batch_spec_t *spec, float *out,
                  int32_t *labels_out);
 
     /*
@@ -135,23 +136,23 @@ typedef struct backend_vtable {
 
 struct backend {
     const backend_vtable_t *vt;
-    char device[32];       /* "cpu", "cuda:0" */
-    char description[128]; /* "NVIDIA H200, 139 GiB" / "cpu, 2 threads" */
+    char device[32];          /* "cpu", "cuda:0" */
+    char description[128];    /* "NVIDIA H200, 139 GiB" / "cpu, 2 threads" */
     int threads;
-    int64_t bytes_in_use; /* kept by alloc/free */
+    int64_t bytes_in_use;     /* kept by alloc/free */
     int64_t peak_bytes;
     char err[320];
     void *impl;
 };
 
 typedef enum backend_precision {
-    BACKEND_FP32,        /* TF32 tensor cores allowed on GPUs */
-    BACKEND_STRICT_FP32, /* no TF32 */
-    BACKEND_BF16         /* mixed precision, fp32 master weights */
+    BACKEND_FP32,             /* TF32 tensor cores allowed on GPUs */
+    BACKEND_STRICT_FP32,      /* no TF32 */
+    BACKEND_BF16              /* mixed precision, fp32 master weights */
 } backend_precision_t;
 
 typedef struct backend_options {
-    int threads; /* CPU: 0 = all cores */
+    int threads;              /* CPU: 0 = all cores */
     backend_precision_t precision;
 } backend_options_t;
 

@@ -25,11 +25,11 @@
 #include "net.h"
 
 typedef struct train_config {
-    const char *dataset;    /* "cifar10", "cifar10-valid", "cifar100",
-                               "imagenet16-120" */
-    const char *data_dir;   /* folder holding the data set's files */
-    const char *split_file; /* optional NAS-Bench-201 index list */
-    const char *device;     /* "cpu", "cuda:0" */
+    const char *dataset;      /* "cifar10", "cifar10-valid", "cifar100",
+                                 "imagenet16-120" */
+    const char *data_dir;     /* folder holding the data set's files */
+    const char *split_file;   /* optional NAS-Bench-201 index list */
+    const char *device;       /* "cpu", "cuda:0" */
     backend_precision_t precision;
     int threads;              /* CPU threads, 0 = all */
     int epochs;               /* E, 200 by default */
@@ -51,23 +51,23 @@ void train_config_default(train_config_t *c);
 
 /* Figures for one finished epoch. */
 typedef struct train_epoch {
-    int epoch; /* 0-based */
+    int epoch;                /* 0-based */
     int epochs;
     double lr;
-    double train_loss, train_acc; /* accuracy in percent */
-    double valid_loss, valid_acc; /* the evaluation split */
-    double test_acc;              /* -1 when the data set has none */
-    double images_per_s;          /* training throughput this epoch */
-    double seconds;               /* wall time of the epoch */
+    double train_loss, train_acc;   /* accuracy in percent */
+    double valid_loss, valid_acc;   /* the evaluation split */
+    double test_acc;                /* -1 when the data set has none */
+    double images_per_s;      /* training throughput this epoch */
+    double seconds;           /* wall time of the epoch */
 } train_epoch_t;
 
 /* Progress within an epoch, for a terminal line. */
 typedef struct train_step {
     int epoch, epochs;
     int64_t step, steps_per_epoch;
-    double loss; /* running mean over the epoch so far */
+    double loss;              /* running mean over the epoch so far */
     double images_per_s;
-    double seconds_left; /* estimate for the whole run */
+    double seconds_left;      /* estimate for the whole run */
 } train_step_t;
 
 typedef struct train_hooks {
@@ -81,9 +81,9 @@ typedef struct train_hooks {
 
 typedef enum train_status {
     TRAIN_OK,
-    TRAIN_DIVERGED,  /* NaN or infinite loss */
-    TRAIN_CANCELLED, /* a hook asked to stop */
-    TRAIN_FAILED     /* anything else; reason says what */
+    TRAIN_DIVERGED,           /* NaN or infinite loss */
+    TRAIN_CANCELLED,          /* a hook asked to stop */
+    TRAIN_FAILED              /* anything else; reason says what */
 } train_status_t;
 
 const char *train_status_name(train_status_t s);
@@ -93,14 +93,14 @@ typedef struct train_result {
     char reason[320];
     char device[128];
     int width;
-    int64_t params, macs;  /* macs per image */
-    int n_epochs;          /* epochs completed */
-    train_epoch_t *epochs; /* n_epochs entries, owned by the result */
+    int64_t params, macs;     /* macs per image */
+    int n_epochs;             /* epochs completed */
+    train_epoch_t *epochs;    /* n_epochs entries, owned by the result */
     double best_valid_acc, final_valid_acc;
     double best_test_acc, final_test_acc;
-    double images_per_s;    /* mean training throughput */
-    int64_t peak_bytes;     /* peak engine memory on the device */
-    int64_t peak_rss_bytes; /* peak resident memory of the process */
+    double images_per_s;      /* mean training throughput */
+    int64_t peak_bytes;       /* peak engine memory on the device */
+    int64_t peak_rss_bytes;   /* peak resident memory of the process */
     double seconds;
     int64_t steps;
 } train_result_t;
