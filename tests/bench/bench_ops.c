@@ -7,8 +7,9 @@
  *             [--cpu-time]
  *
  * For every convolution of that network (stem, cells of 16, 32 and 64
- * channels, the downsample's strided and 1x1 convolutions) and for BN,
- * ReLU, Add and AvgPool on the largest activation, prints the best of R
+ * channels, the downsample's strided and 1x1 convolutions), for BN,
+ * ReLU, Add and AvgPool on the largest activation, and for depthwise and
+ * grouped convolutions of other designs, prints the best of R
  * runs of forward and of backward (dx and dW; the stem's input gets no
  * gradient, as in the network) in milliseconds and, for convolutions,
  * GFLOP/s.  tests/bench/bench_ops_torch.py runs this program and PyTorch
@@ -29,22 +30,28 @@ typedef struct shape_case {
     int pad;
     bool dx;   /* the network needs the input gradient */
     int count; /* occurrences in the network */
+    int groups;
 } shape_case_t;
 
 static const shape_case_t s_cases[] = {
-    {"conv stem 3->16 32x32", GRAPH_OP_CONV2D, 3, 32, 16, 3, 1, 1, false, 1},
-    {"conv 16->16 32x32", GRAPH_OP_CONV2D, 16, 32, 16, 3, 1, 1, true, 10},
-    {"conv 16->32 s2 32x32", GRAPH_OP_CONV2D, 16, 32, 32, 3, 2, 1, true, 1},
-    {"conv 32->32 16x16", GRAPH_OP_CONV2D, 32, 16, 32, 3, 1, 1, true, 11},
-    {"conv 1x1 16->32 16x16", GRAPH_OP_CONV2D, 16, 16, 32, 1, 1, 0, true, 1},
-    {"conv 32->64 s2 16x16", GRAPH_OP_CONV2D, 32, 16, 64, 3, 2, 1, true, 1},
-    {"conv 64->64 8x8", GRAPH_OP_CONV2D, 64, 8, 64, 3, 1, 1, true, 11},
-    {"conv 1x1 32->64 8x8", GRAPH_OP_CONV2D, 32, 8, 64, 1, 1, 0, true, 1},
-    {"BN 16x32x32", GRAPH_OP_BN, 16, 32, 16, 0, 0, 0, true, 11},
-    {"ReLU 16x32x32", GRAPH_OP_RELU, 16, 32, 16, 0, 0, 0, true, 11},
-    {"Add 16x32x32", GRAPH_OP_ADD, 16, 32, 16, 0, 0, 0, true, 5},
-    {"AvgPool2d 2/2 16x32x32", GRAPH_OP_AVGPOOL2D, 16, 32, 16, 2, 2, 0, true,
+    {"conv stem 3->16 32x32", GRAPH_OP_CONV2D, 3, 32, 16, 3, 1, 1, false, 1, 1},
+    {"conv 16->16 32x32", GRAPH_OP_CONV2D, 16, 32, 16, 3, 1, 1, true, 10, 1},
+    {"conv 16->32 s2 32x32", GRAPH_OP_CONV2D, 16, 32, 32, 3, 2, 1, true, 1, 1},
+    {"conv 32->32 16x16", GRAPH_OP_CONV2D, 32, 16, 32, 3, 1, 1, true, 11, 1},
+    {"conv 1x1 16->32 16x16", GRAPH_OP_CONV2D, 16, 16, 32, 1, 1, 0, true, 1, 1},
+    {"conv 32->64 s2 16x16", GRAPH_OP_CONV2D, 32, 16, 64, 3, 2, 1, true, 1, 1},
+    {"conv 64->64 8x8", GRAPH_OP_CONV2D, 64, 8, 64, 3, 1, 1, true, 11, 1},
+    {"conv 1x1 32->64 8x8", GRAPH_OP_CONV2D, 32, 8, 64, 1, 1, 0, true, 1, 1},
+    {"BN 16x32x32", GRAPH_OP_BN, 16, 32, 16, 0, 0, 0, true, 11, 1},
+    {"ReLU 16x32x32", GRAPH_OP_RELU, 16, 32, 16, 0, 0, 0, true, 11, 1},
+    {"Add 16x32x32", GRAPH_OP_ADD, 16, 32, 16, 0, 0, 0, true, 5, 1},
+    {"AvgPool2d 2/2 16x32x32", GRAPH_OP_AVGPOOL2D, 16, 32, 16, 2, 2, 0, true, 1,
      1},
+    /* Not in resnet_basic: the depthwise and grouped convolutions of
+     * ConvNeXt- and ShuffleNet-style designs. */
+    {"dwconv 7x7 64 16x16", GRAPH_OP_CONV2D, 64, 16, 64, 7, 1, 3, true, 0, 64},
+    {"dwconv 3x3 128 8x8", GRAPH_OP_CONV2D, 128, 8, 128, 3, 1, 1, true, 0, 128},
+    {"conv g4 64->64 16x16", GRAPH_OP_CONV2D, 64, 16, 64, 3, 1, 1, true, 0, 4},
 };
 
 /* Wall time, or the process's CPU time with --cpu-time: with one thread
@@ -103,7 +110,7 @@ static int s_bench(backend_t *be, const shape_case_t *c, int batch, int reps,
     node->kernel = c->k;
     node->stride = c->s;
     node->dilation = 1;
-    node->groups = 1;
+    node->groups = c->groups;
     node->pad = c->pad;
     node->bias = true;
     net.nodes = nodes;
@@ -113,9 +120,9 @@ static int s_bench(backend_t *be, const shape_case_t *c, int batch, int reps,
     nx = (int64_t)batch * c->ci * c->h * c->h;
     ny = (int64_t)batch * c->co * oh * oh;
     if (c->op == GRAPH_OP_CONV2D) {
-        nw = (int64_t)c->co * c->ci * c->k * c->k;
+        nw = (int64_t)c->co * (c->ci / node->groups) * c->k * c->k;
         nb = c->co;
-        flops = 2.0 * (double)ny * (double)c->ci * c->k * c->k;
+        flops = 2.0 * (double)ny * (double)(c->ci / node->groups) * c->k * c->k;
     } else if (c->op == GRAPH_OP_BN) {
         nw = nb = c->ci;
     }

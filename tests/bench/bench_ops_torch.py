@@ -30,7 +30,7 @@ BENCH = os.path.join(os.environ.get("NADER_BIN", os.path.join(ROOT, "build")),
                      "bench", "bench_ops")
 
 # name -> (kind, in channels, size, out channels, kernel, stride, pad,
-# input needs a gradient); the names match bench_ops.c.
+# input needs a gradient[, groups]); the names match bench_ops.c.
 CASES = {
     "conv stem 3->16 32x32": ("conv", 3, 32, 16, 3, 1, 1, False),
     "conv 16->16 32x32": ("conv", 16, 32, 16, 3, 1, 1, True),
@@ -44,6 +44,9 @@ CASES = {
     "ReLU 16x32x32": ("relu", 16, 32, 16, 0, 0, 0, True),
     "Add 16x32x32": ("add", 16, 32, 16, 0, 0, 0, True),
     "AvgPool2d 2/2 16x32x32": ("avgpool", 16, 32, 16, 2, 2, 0, True),
+    "dwconv 7x7 64 16x16": ("conv", 64, 16, 64, 7, 1, 3, True, 64),
+    "dwconv 3x3 128 8x8": ("conv", 128, 8, 128, 3, 1, 1, True, 128),
+    "conv g4 64->64 16x16": ("conv", 64, 16, 64, 3, 1, 1, True, 4),
 }
 
 
@@ -59,14 +62,15 @@ def best_of(reps, fn):
 
 
 def torch_case(spec, batch, reps):
-    kind, ci, h, co, k, s, p, need_dx = spec
+    kind, ci, h, co, k, s, p, need_dx = spec[:8]
+    groups = spec[8] if len(spec) > 8 else 1
     x = torch.randn(batch, ci, h, h, requires_grad=need_dx)
     params = []
     if kind == "conv":
-        w = torch.randn(co, ci, k, k, requires_grad=True)
+        w = torch.randn(co, ci // groups, k, k, requires_grad=True)
         b = torch.randn(co, requires_grad=True)
         params = [w, b]
-        fwd = lambda: F.conv2d(x, w, b, stride=s, padding=p)
+        fwd = lambda: F.conv2d(x, w, b, stride=s, padding=p, groups=groups)
     elif kind == "bn":
         w = torch.randn(ci, requires_grad=True)
         b = torch.randn(ci, requires_grad=True)

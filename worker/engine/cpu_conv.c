@@ -4,10 +4,11 @@
  * Four paths, chosen per node (conv_path_t):
  *  - pointwise (1x1, stride 1, no padding): the image is already the
  *    GEMM operand, y_n = W x_n per group, no copy at all;
- *  - depthwise (one input channel per group): direct loops, which beat
- *    a GEMM whose inner dimension would be k*k;
- *  - direct (stride 1, the bulk of every network): vectorised kernels
- *    on zero-padded planes, cpu_conv_direct.c;
+ *  - direct (stride 1, the bulk of every network, depthwise ones
+ *    included): vectorised kernels on zero-padded planes,
+ *    cpu_conv_direct.c;
+ *  - depthwise with a stride (one input channel per group): direct
+ *    loops, which beat a GEMM whose inner dimension would be k*k;
  *  - everything else: im2col of several images side by side, so that
  *    one GEMM covers nb images (small channel counts make per-image
  *    GEMMs short and slow), then a scatter back to NCHW.  Backward
@@ -72,10 +73,10 @@ bool cpu_conv_geom(const net_t *net, const net_node_t *node,
     g->threads = be->threads;
     if (g->k == 1 && g->s == 1 && g->p == 0 && g->oh == g->h && g->ow == g->w)
         g->path = CONV_PATH_POINTWISE;
-    else if (g->cig == 1)
-        g->path = CONV_PATH_DEPTHWISE;
     else if (g->s == 1 && g->p <= g->e - 1)
         g->path = CONV_PATH_DIRECT;
+    else if (g->cig == 1)
+        g->path = CONV_PATH_DEPTHWISE;
     else
         g->path = CONV_PATH_IM2COL;
 
