@@ -13,7 +13,7 @@
 
 typedef enum conv_path {
     CONV_PATH_POINTWISE, /* 1x1, stride 1, no padding: plain GEMMs */
-    CONV_PATH_DEPTHWISE, /* one input channel per group */
+    CONV_PATH_DEPTHWISE, /* strided, one input channel per group */
     CONV_PATH_DIRECT,    /* stride 1: padded-grid kernels */
     CONV_PATH_IM2COL     /* everything else */
 } conv_path_t;
