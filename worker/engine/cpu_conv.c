@@ -4,8 +4,11 @@
  * Four paths, chosen per node (conv_path_t):
  *  - pointwise (1x1, stride 1, no padding): the image is already the
  *    GEMM operand, y_n = W x_n per group, no copy at all;
- *  - direct (stride 1, the bulk of every network, depthwise ones
- *    included): vectorised kernels on zero-padded planes,
+ *  - masked (stride 1 with the output the input's size, the bulk of
+ *    every network, depthwise ones included, on AVX-512): kernels that
+ *    read and write the NCHW tensors in place, cpu_conv_masked.c;
+ *  - direct (other stride-1 convolutions, and all of them on CPUs
+ *    without AVX-512): the same kernels on zero-padded planes,
  *    cpu_conv_direct.c;
  *  - depthwise with a stride (one input channel per group): direct
  *    loops, which beat a GEMM whose inner dimension would be k*k;
@@ -73,6 +76,8 @@ bool cpu_conv_geom(const net_t *net, const net_node_t *node,
     g->threads = be->threads;
     if (g->k == 1 && g->s == 1 && g->p == 0 && g->oh == g->h && g->ow == g->w)
         g->path = CONV_PATH_POINTWISE;
+    else if (cpu_conv_masked_ok(g))
+        g->path = CONV_PATH_MASKED;
     else if (g->s == 1 && g->p <= g->e - 1)
         g->path = CONV_PATH_DIRECT;
     else if (g->cig == 1)
@@ -80,8 +85,8 @@ bool cpu_conv_geom(const net_t *net, const net_node_t *node,
     else
         g->path = CONV_PATH_IM2COL;
 
-    if (g->path == CONV_PATH_DIRECT)
-        return true; /* cpu_conv_direct_workspace() plans the rest */
+    if (g->path == CONV_PATH_DIRECT || g->path == CONV_PATH_MASKED)
+        return true; /* their files plan the rest */
     g->nb = cpu_conv_batch(g->n, g->threads,
                            (int)((CONV_TARGET_COLS + g->ohw - 1) / g->ohw));
     return true;
@@ -128,6 +133,8 @@ size_t cpu_conv2d_workspace(const backend_t *be, const net_t *net,
         return (size_t)(g.wsz * g.threads) * sizeof(float);
     case CONV_PATH_DEPTHWISE:
         return 0;
+    case CONV_PATH_MASKED:
+        return cpu_conv_masked_workspace(&g);
     case CONV_PATH_DIRECT:
         return cpu_conv_direct_workspace(&g);
     default:
@@ -359,6 +366,10 @@ int cpu_conv2d_forward(backend_t *be, const backend_op_t *op)
     case CONV_PATH_DEPTHWISE:
         s_forward_depthwise(&g, op->x[0], op->w[0], bias, op->y);
         break;
+    case CONV_PATH_MASKED:
+        cpu_conv_masked_forward(&g, op->x[0], op->w[0], bias, op->y,
+                                op->workspace);
+        break;
     case CONV_PATH_DIRECT:
         cpu_conv_direct_forward(&g, op->x[0], op->w[0], bias, op->y,
                                 op->workspace);
@@ -577,6 +588,10 @@ int cpu_conv2d_backward(backend_t *be, const backend_op_t *op)
         break;
     case CONV_PATH_DEPTHWISE:
         s_backward_depthwise(&g, op->x[0], op->w[0], op->dy, dx, acc, dw);
+        break;
+    case CONV_PATH_MASKED:
+        cpu_conv_masked_backward(&g, op->x[0], op->w[0], op->dy, dx, acc, dw,
+                                 op->workspace);
         break;
     case CONV_PATH_DIRECT:
         cpu_conv_direct_backward(&g, op->x[0], op->w[0], op->dy, dx, acc, dw,

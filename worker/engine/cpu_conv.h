@@ -14,7 +14,8 @@
 typedef enum conv_path {
     CONV_PATH_POINTWISE, /* 1x1, stride 1, no padding: plain GEMMs */
     CONV_PATH_DEPTHWISE, /* strided, one input channel per group */
-    CONV_PATH_DIRECT,    /* stride 1: padded-grid kernels */
+    CONV_PATH_MASKED,    /* stride 1, same size, AVX-512: in place */
+    CONV_PATH_DIRECT,    /* other stride 1: padded-grid kernels */
     CONV_PATH_IM2COL     /* everything else */
 } conv_path_t;
 
@@ -57,6 +58,21 @@ void cpu_conv_direct_forward(const conv_geom_t *g, const float *x,
 void cpu_conv_direct_backward(const conv_geom_t *g, const float *x,
                               const float *w, const float *dy, float *dx,
                               bool acc, float *dw, float *ws);
+
+/* Masked path (cpu_conv_masked.c): whether it takes the node (stride 1,
+ * output the input's size, AVX-512 kernels chosen), its workspace
+ * (bytes), forward and backward.  dx and dw may be NULL. */
+bool cpu_conv_masked_ok(const conv_geom_t *g);
+size_t cpu_conv_masked_workspace(const conv_geom_t *g);
+void cpu_conv_masked_forward(const conv_geom_t *g, const float *x,
+                             const float *w, const float *bias, float *y,
+                             float *ws);
+void cpu_conv_masked_backward(const conv_geom_t *g, const float *x,
+                              const float *w, const float *dy, float *dx,
+                              bool acc, float *dw, float *ws);
+
+/* The name of the kernel set in use ("avx512", "avx2", "generic"). */
+const char *cpu_conv_isa(void);
 
 /* Choose the kernels for this CPU once (NADER_CPU_ISA=avx512, avx2 or
  * generic overrides, for tests); returns the name of the set chosen. */

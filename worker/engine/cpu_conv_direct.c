@@ -140,6 +140,11 @@ static const direct_kernels_t *s_kernels_get(void)
     return k;
 }
 
+const char *cpu_conv_isa(void)
+{
+    return s_kernels_get()->isa;
+}
+
 /* ------------------------------------------------------------- planning */
 
 static int64_t s_round(int64_t v, int64_t to)
