@@ -181,6 +181,8 @@ static void s_pack(const conv_geom_t *g, const float *w, float *dst,
         int v0 = 0;                                                            \
         for (; v0 + MASKED_RW <= t->nvec; v0 += MASKED_RW)                     \
             MASKED_TILE(RO, MASKED_RW);                                        \
+        for (; v0 + 4 <= t->nvec; v0 += 4)                                     \
+            MASKED_TILE(RO, 4);                                                \
         for (; v0 < t->nvec; v0++)                                             \
             MASKED_TILE(RO, 1);                                                \
     } while (0)
