@@ -36,6 +36,7 @@
 #define MASKED_ROC 4  /* output channels per tile (corr) */
 #define MASKED_RW 6   /* vectors per tile (corr) */
 #define MASKED_WROC 8 /* output channels per tile (wgrad) */
+#define MASKED_WGRAD_VECS 128
 
 /* Shifts and masks of one pass: for tap t, the flat shift offs[t] and
  * for vector v of the plane the lanes masks[t * nvec + v] whose tap
@@ -300,6 +301,7 @@ void cpu_conv_masked_backward(const conv_geom_t *g, const float *x,
     __mmask16 *fwd = (__mmask16 *)(ws + wszr * (1 + g->threads));
     __mmask16 *bwd = (__mmask16 *)(ws + wszr * (1 + g->threads) + mfl);
     masked_taps_t tf, tb;
+    const int group = (MASKED_WGRAD_VECS + s_nvec(g) - 1) / s_nvec(g);
 
     s_taps(g, g->p, fwd, &tf);
     s_taps(g, g->e - 1 - g->p, bwd, &tb);
@@ -313,13 +315,19 @@ void cpu_conv_masked_backward(const conv_geom_t *g, const float *x,
         int nt = omp_get_num_threads(), th = omp_get_thread_num();
         int n0 = g->n * th / nt, n1 = g->n * (th + 1) / nt;
 
-        for (int grp = 0; dw && n1 > n0 && grp < g->g; grp++)
-            s_wgrad(&tf, g->k,
-                    dy + ((int64_t)n0 * g->co + (int64_t)grp * g->cog) * g->ohw,
+        /* Images in groups of about MASKED_WGRAD_VECS vectors: enough
+         * work per horizontal sum, little enough data to stay cached. */
+        for (int a = n0; dw && a < n1; a += group) {
+            int b = a + group < n1 ? a + group : n1;
+            for (int grp = 0; grp < g->g; grp++)
+                s_wgrad(
+                    &tf, g->k,
+                    dy + ((int64_t)a * g->co + (int64_t)grp * g->cog) * g->ohw,
                     g->cog, (int64_t)g->co * g->ohw,
-                    x + ((int64_t)n0 * g->ci + (int64_t)grp * g->cig) * g->ihw,
-                    g->cig, (int64_t)g->ci * g->ihw, n1 - n0,
+                    x + ((int64_t)a * g->ci + (int64_t)grp * g->cig) * g->ihw,
+                    g->cig, (int64_t)g->ci * g->ihw, b - a,
                     parts + wszr * th + (int64_t)grp * g->cog * g->kk);
+        }
         for (int n = n0; dx && n < n1; n++)
             for (int grp = 0; grp < g->g; grp++)
                 s_corr(
