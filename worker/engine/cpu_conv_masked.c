@@ -205,6 +205,26 @@ s_corr(const masked_taps_t *t, const float *in, int cin, const float *wpk,
 
 /* --------------------------------------------------------------- wgrad */
 
+/* One vector v of the plane: x at three taps, RO rows of g (loaded with
+ * mask GM), into a[RO][3]. */
+#define MASKED_WGRAD_STEP(RO, GM)                                              \
+    do {                                                                       \
+        __m512 xv[3];                                                          \
+        xv[0] = _mm512_maskz_loadu_ps(m0[v], p0 + v * 16);                     \
+        xv[1] = nk > 1 ? _mm512_maskz_loadu_ps(m1[v], p1 + v * 16)             \
+                       : _mm512_setzero_ps();                                  \
+        xv[2] = nk > 2 ? _mm512_maskz_loadu_ps(m2[v], p2 + v * 16)             \
+                       : _mm512_setzero_ps();                                  \
+        _Pragma("GCC unroll 8") for (int r = 0; r < RO; r++)                   \
+        {                                                                      \
+            __m512 gv = _mm512_maskz_loadu_ps(GM, gb + r * hw + v * 16);       \
+            __asm__("" : "+v"(gv));                                            \
+            a[r][0] = _mm512_fmadd_ps(gv, xv[0], a[r][0]);                     \
+            a[r][1] = _mm512_fmadd_ps(gv, xv[1], a[r][1]);                     \
+            a[r][2] = _mm512_fmadd_ps(gv, xv[2], a[r][2]);                     \
+        }                                                                      \
+    } while (0)
+
 #define MASKED_WGRAD(RO)                                                       \
     do {                                                                       \
         for (int c = 0; c < cin; c++) {                                        \
@@ -212,36 +232,26 @@ s_corr(const masked_taps_t *t, const float *in, int cin, const float *wpk,
                 for (int kw0 = 0; kw0 < k; kw0 += 3) {                         \
                     const int nk = k - kw0 < 3 ? k - kw0 : 3;                  \
                     const int t0 = kh * k + kw0;                               \
+                    const int t1 = nk > 1 ? t0 + 1 : t0;                       \
+                    const int t2 = nk > 2 ? t0 + 2 : t0;                       \
+                    const __mmask16 *m0 = t->masks + t0 * t->nvec;             \
+                    const __mmask16 *m1 = t->masks + t1 * t->nvec;             \
+                    const __mmask16 *m2 = t->masks + t2 * t->nvec;             \
                     __m512 a[RO][3];                                           \
                     _Pragma("GCC unroll 8") for (int r = 0; r < RO; r++)       \
                         _Pragma("GCC unroll 3") for (int j = 0; j < 3; j++)    \
                             a[r][j] = _mm512_setzero_ps();                     \
                     for (int n = 0; n < nimg; n++) {                           \
-                        const float *xc =                                      \
-                            x + (int64_t)n * xstride + (int64_t)c * t->hw;     \
-                        const float *gb =                                      \
-                            g + (int64_t)n * gstride + (int64_t)o * t->hw;     \
-                        for (int v = 0; v < t->nvec; v++) {                    \
-                            __m512 xv[3];                                      \
-                            __mmask16 sm =                                     \
-                                v == t->nvec - 1 ? t->tail : 0xffff;           \
-                            _Pragma("GCC unroll 3") for (int j = 0; j < 3;     \
-                                                         j++) xv[j] =          \
-                                j < nk ? _mm512_maskz_loadu_ps(                \
-                                             t->masks[(t0 + j) * t->nvec + v], \
-                                             xc + v * 16 + t->offs[t0 + j])    \
-                                       : _mm512_setzero_ps();                  \
-                            _Pragma("GCC unroll 8") for (int r = 0; r < RO;    \
-                                                         r++)                  \
-                            {                                                  \
-                                __m512 gv = _mm512_maskz_loadu_ps(             \
-                                    sm, gb + (int64_t)r * t->hw + v * 16);     \
-                                __asm__("" : "+v"(gv));                        \
-                                a[r][0] = _mm512_fmadd_ps(gv, xv[0], a[r][0]); \
-                                a[r][1] = _mm512_fmadd_ps(gv, xv[1], a[r][1]); \
-                                a[r][2] = _mm512_fmadd_ps(gv, xv[2], a[r][2]); \
-                            }                                                  \
-                        }                                                      \
+                        const float *xc = x + n * xstride + c * hw;            \
+                        const float *gb = g + n * gstride + o * hw;            \
+                        const float *p0 = xc + t->offs[t0];                    \
+                        const float *p1 = xc + t->offs[t1];                    \
+                        const float *p2 = xc + t->offs[t2];                    \
+                        int v = 0;                                             \
+                        for (; v < nfull; v++)                                 \
+                            MASKED_WGRAD_STEP(RO, 0xffff);                     \
+                        for (; v < t->nvec; v++)                               \
+                            MASKED_WGRAD_STEP(RO, t->tail);                    \
                     }                                                          \
                     _Pragma("GCC unroll 8") for (int r = 0; r < RO; r++)       \
                         _Pragma("GCC unroll 3") for (int j = 0; j < 3;         \
@@ -260,6 +270,8 @@ s_wgrad(const masked_taps_t *t, int k, const float *g, int cout,
         int64_t gstride, const float *x, int cin, int64_t xstride, int nimg,
         float *dwt)
 {
+    const int64_t hw = t->hw;
+    const int nfull = t->tail == 0xffff ? t->nvec : t->nvec - 1;
     int o = 0;
 
     for (; o + MASKED_WROC <= cout; o += MASKED_WROC)
