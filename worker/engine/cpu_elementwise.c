@@ -52,9 +52,12 @@ void cpu_copy_acc(const backend_t *be, float *dst, const float *src, int64_t n,
                    (size_t)(n - b < 4096 ? n - b : 4096) * sizeof(float));
         return;
     }
-#pragma omp parallel for simd num_threads(cpu_threads_for(be, n))
-    for (int64_t i = 0; i < n; i++)
-        dst[i] += src[i];
+#pragma omp parallel num_threads(cpu_threads_for(be, n))
+    {
+        int64_t lo, hi;
+        cpu_share(n, &lo, &hi);
+        cpu_vec_acc(dst + lo, src + lo, hi - lo);
+    }
 }
 
 /* ------------------------------------------------------------- Add, Mul */
@@ -96,16 +99,17 @@ int cpu_addmul_forward(backend_t *be, const backend_op_t *op)
     if (rc)
         return rc;
     if (s_all_same(op)) {
-        const float *a = op->x[0], *b = op->x[1];
-        float *y = op->y;
-#pragma omp parallel for simd num_threads(cpu_threads_for(be, n))
-        for (int64_t i = 0; i < n; i++)
-            y[i] = mul ? a[i] * b[i] : a[i] + b[i];
-        for (int k = 2; k < op->n_inputs; k++) {
-            const float *c = op->x[k];
-#pragma omp parallel for simd num_threads(cpu_threads_for(be, n))
-            for (int64_t i = 0; i < n; i++)
-                y[i] = mul ? y[i] * c[i] : y[i] + c[i];
+#pragma omp parallel num_threads(cpu_threads_for(be, n))
+        {
+            int64_t lo, hi;
+            cpu_share(n, &lo, &hi);
+            for (int k = 1; k < op->n_inputs; k++) {
+                const float *a = k == 1 ? op->x[0] : op->y;
+                if (mul)
+                    cpu_vec_mul(op->y + lo, a + lo, op->x[k] + lo, hi - lo);
+                else
+                    cpu_vec_add(op->y + lo, a + lo, op->x[k] + lo, hi - lo);
+            }
         }
         return 0;
     }
@@ -207,12 +211,6 @@ static inline float s_gelu_grad(float v)
            v * GELU_RSQRT2PI * expf(-0.5f * v * v);
 }
 
-/* dy where y > 0; both read, so the loop vectorises to a blend. */
-static inline float s_relu_grad(float y, float dy)
-{
-    return y > 0.0f ? dy : 0.0f;
-}
-
 int cpu_activation_forward(backend_t *be, const backend_op_t *op)
 {
     const int64_t n = cpu_shape_numel(&op->node->shape);
@@ -224,10 +222,12 @@ int cpu_activation_forward(backend_t *be, const backend_op_t *op)
         return cpu_op_fail(be, op, -EINVAL, "input and output sizes differ");
     switch (op->node->op) {
     case GRAPH_OP_RELU:
-#pragma omp parallel for simd num_threads(threads)
-        for (int64_t i = 0; i < n; i++)
-            y[i] = x[i] > 0.0f ? x[i] : 0.0f;
-        break;
+#pragma omp parallel num_threads(threads)
+    {
+        int64_t lo, hi;
+        cpu_share(n, &lo, &hi);
+        cpu_vec_relu(y + lo, x + lo, hi - lo);
+    } break;
     case GRAPH_OP_GELU:
 #pragma omp parallel for num_threads(threads)
         for (int64_t i = 0; i < n; i++)
@@ -254,8 +254,12 @@ int cpu_activation_backward(backend_t *be, const backend_op_t *op)
         return 0;
     switch (op->node->op) {
     case GRAPH_OP_RELU:
-        CPU_STORE(acc, n, dx, s_relu_grad(y[i], dy[i]));
-        break;
+#pragma omp parallel num_threads(threads)
+    {
+        int64_t lo, hi;
+        cpu_share(n, &lo, &hi);
+        cpu_vec_relu_grad(dx + lo, y + lo, dy + lo, hi - lo, acc);
+    } break;
     case GRAPH_OP_GELU:
         CPU_STORE(acc, n, dx, dy[i] * s_gelu_grad(x[i]));
         break;
