@@ -7,21 +7,33 @@ DARTS-style two-input cell with DropPath), the network is built in
 PyTorch by tests/py/nader_ref.py (an independent builder whose state_dict
 names are nader's parameter names), initialised by PyTorch, and its
 weights and 20 random batches are handed to build/tools/net_run, which
-runs the same network in nader's engine on the CPU.  The PyTorch side
-computes in float64 from the same float32 values.  DropPath masks are
-those of nader's counter-based generator (rng.h), re-implemented here, so
-training-mode steps match sample for sample.
+runs the same network in nader's engine on the CPU (2 threads) for 20
+SGD steps (lr 0.1, Nesterov momentum 0.9, weight decay 5e-4, batch 8,
+16x16 inputs).  PyTorch computes in float64 from the same float32 values.
+DropPath masks are those of nader's counter-based generator (rng.h),
+re-implemented here, so training steps match sample for sample.
 
-Checks, per design (relative errors are over whole tensors,
-||nader - torch|| / ||torch||):
-  - step 0 in training mode: logits and loss within 1e-4, and every
-    parameter gradient within 1e-4;
-  - 20 SGD steps (lr 0.1, Nesterov momentum 0.9, weight decay 5e-4):
-    each step's loss within a relative 2e-3 of PyTorch's (float32
-    against float64, BN amplifying rounding step after step), the final
-    weights and BN statistics within 2e-3, and the evaluation-mode logits
-    after them within 5e-3.
-Prints the largest error of each kind per design.
+Checks, per design; errors are over whole tensors, ||nader - torch|| /
+||torch||, and printed as ratios to their tolerance (1 = at tolerance):
+  - step 0: logits and loss within 1e-4, and every parameter gradient
+    within 1e-4 -- except gradients that PyTorch's own float32 gets
+    worse than that (cancellation in tiny sums, a bias before BN whose
+    true gradient is zero), which must be within 3x PyTorch float32's
+    error or below 1e-6 of the largest gradient;
+  - each of the 20 steps, from nader's own state before it: the loss
+    within 1e-4 of PyTorch's at that state, and the step's change of the
+    weights, the momenta and the BN running statistics after it (whole
+    model) within 1e-4 in the median over the steps and within 1e-2 in
+    any one (now and then a ReLU input lies within rounding of zero and
+    takes the other side, moving a step by about 1e-3; measured errors
+    are otherwise about 1e-6).  Each step is checked from nader's state because
+    these small BN networks amplify rounding: two float32 runs (PyTorch's
+    own, or nader's at another thread count) leave the float64
+    trajectory by 1e-3 to 1e-1 within 20 steps for most of these
+    designs, so a free-running comparison measures chaos, not
+    correctness.  The free-running trajectory is printed: the steps for
+    which nader's loss stays within 1e-5 of float64, and the largest
+    difference.
 """
 import glob
 import json
@@ -47,10 +59,12 @@ BATCH = 8
 SIZE = 16
 LR, MOMENTUM, WD = 0.1, 0.9, 5e-4
 TOL_STEP0 = 1e-4     # step 0: logits, loss, gradients (relative)
-ABS_FLOOR = 1e-7     # gradients that should be zero: |g| / largest |g|
-ONSET = 1e-5         # reported: steps with losses this close
-DRIFT = 10.0         # 20 steps: at most this times rounding drift ...
-TOL_STATE = 1e-3     # ... or this, whichever is larger
+ABS_FLOOR = 1e-6     # gradients that should be zero: |g| / largest |g|
+TOL_LOSS = 1e-4      # each step: loss from nader's state (relative)
+TOL_UPDATE = 1e-4    # median over steps: change of weights, momenta, BN
+TOL_UPDATE_MAX = 1e-2  # any step (a ReLU input within rounding of zero
+                       # takes the other side now and then: about 1e-3)
+ONSET = 1e-5         # reported: free-running steps with losses this close
 
 M64 = (1 << 64) - 1
 
@@ -140,32 +154,22 @@ def run_design(path, tmp):
            "10", "--size", str(SIZE), "--cells", "1", "--batch",
            str(BATCH), "--steps", str(STEPS), "--lr", str(LR),
            "--momentum", str(MOMENTUM), "--weight-decay", str(WD),
-           "--threads", "2", "--seed", "777", "--skeleton", skeleton]
+           "--threads", "2", "--seed", "777", "--skeleton", skeleton,
+           "--states"]
     p = subprocess.run(cmd, capture_output=True, text=True)
     if p.returncode != 0:
         raise AssertionError("net_run failed: %s" % p.stderr.strip())
     out, meta = st_numpy.load(fout)
-
     ids = json.loads(meta.get("droppath", "{}"))
-    r64 = torch_run(design, skeleton, width, start, batches, ids,
-                    torch.float64)
-    r32 = torch_run(design, skeleton, width, start, batches, ids,
-                    torch.float32)
-    # float64 again from weights moved by float32 rounding noise: where
-    # this run leaves the first, the steps amplify rounding (chaos)
-    noise = np.random.default_rng(5)
-    nudged = {k: v * (1 + 6e-8 * noise.standard_normal(v.shape))
-              for k, v in start.items()}
-    rn = torch_run(design, skeleton, width, nudged, batches, ids,
-                   torch.float64, cast=False)
-    errs = {"logits": rel(out["logits"], r64["logits"]),
-            "loss": abs(float(out["loss"][0]) - r64["losses"][0]) /
-            abs(r64["losses"][0])}
-    # gradients: within TOL_STEP0 relative; where PyTorch's own float32
-    # gradient is further off (cancellation in tiny gradients), within 3x
-    # its error; gradients that are analytically zero (a bias before BN)
-    # within ABS_FLOOR of the largest gradient.  Reported as the ratio to
-    # that allowance (1 = at tolerance).
+    ref = Reference(design, skeleton, width, ids)
+    errs = {}
+
+    # step 0 from the common start, and PyTorch float32 as a yardstick
+    r64 = ref.step(start, None, batches[0], 0, torch.float64)
+    r32 = ref.step(start, None, batches[0], 0, torch.float32)
+    errs["logits"] = rel(out["logits"], r64["logits"]) / TOL_STEP0
+    errs["loss"] = abs(float(out["loss"][0]) - r64["loss"]) / \
+        abs(r64["loss"]) / TOL_STEP0
     gmax = max(np.linalg.norm(g) for g in r64["grads"].values())
     worst = (0.0, "-")
     for k, g in r64["grads"].items():
@@ -175,78 +179,133 @@ def run_design(path, tmp):
         e = np.linalg.norm(out["grad." + k] - g) / allowed
         worst = max(worst, (float(e), k))
     errs["grad"], errs["worst_grad"] = worst
-    # 20 steps: no further from float64 than a multiple of how far
-    # float32 rounding alone takes PyTorch (its float32 run, and float64
-    # from weights nudged by rounding noise), or TOL_STATE
-    n, r64l = np.array(out["losses"], np.float64), np.array(r64["losses"])
-    dn = np.abs(n - r64l) / np.abs(r64l)
-    drift = max(np.max(np.abs(np.array(r32["losses"]) - r64l) /
-                       np.abs(r64l)),
-                np.max(np.abs(np.array(rn["losses"]) - r64l) /
-                       np.abs(r64l)))
-    errs["torch32"] = float(drift)
-    errs["steps_exact"] = int(np.argmax(dn > ONSET)) if np.any(
+
+    # every step from nader's own state
+    names = list(start)
+    trainable = [k for k in names if "m.0." + k in out]
+    err_loss, err_upd, per_step = 0.0, (0.0, "-"), []
+    for s in range(STEPS):
+        w0 = {k: out["w.%d.%s" % (s, k)] for k in names}
+        m0 = {k: out["m.%d.%s" % (s, k)] for k in trainable}
+        r = ref.step(w0, m0, batches[s], s, torch.float64)
+        err_loss = max(err_loss, abs(float(out["losses"][s]) - r["loss"]) /
+                       abs(r["loss"]) / TOL_LOSS)
+        for what, keys, pre in (("weights", trainable, "w"),
+                                ("momenta", trainable, "m"),
+                                ("BN statistics",
+                                 [k for k in names if k not in trainable],
+                                 "w")):
+            if not keys:
+                continue
+            mine = np.concatenate([(out["%s.%d.%s" % (pre, s + 1, k)] -
+                                    (w0[k] if pre == "w" else m0[k]))
+                                   .ravel() for k in keys])
+            theirs = np.concatenate([(r["after_" + pre][k] -
+                                      (w0[k] if pre == "w" else m0[k]))
+                                     .ravel() for k in keys])
+            e = rel(mine, theirs)
+            err_upd = max(err_upd, (e, "%s at step %d" % (what, s)))
+            step_worst = e if what == "weights" else max(step_worst, e)
+        per_step.append(step_worst)
+    errs["step_loss"] = err_loss
+    errs["update"] = max(float(np.median(per_step)) / TOL_UPDATE,
+                         err_upd[0] / TOL_UPDATE_MAX)
+    errs["update_max"], errs["worst_update"] = err_upd
+
+    # the free-running trajectory, reported
+    free = ref.run(start, batches)
+    dn = np.abs(np.array(out["losses"], np.float64) - free) / np.abs(free)
+    errs["steps_close"] = int(np.argmax(dn > ONSET)) if np.any(
         dn > ONSET) else STEPS
-    errs["trajectory"] = float(np.max(dn) / max(TOL_STATE, DRIFT * drift))
-    final32 = max(max(rel(r32["final"][k], v), rel(rn["final"][k], v))
-                  for k, v in r64["final"].items())
-    fin, errs["worst_final"] = max(
-        (rel(out["final." + k], v), k) for k, v in r64["final"].items())
-    errs["final"] = fin / max(TOL_STATE, DRIFT * final32)
-    eval32 = max(rel(r32["eval"], r64["eval"]), rel(rn["eval"],
-                                                     r64["eval"]))
-    errs["eval"] = rel(out["eval_logits"], r64["eval"]) / max(
-        TOL_STATE, DRIFT * eval32)
-    return skeleton, width, errs, r64["losses"]
+    errs["free"] = float(np.max(dn))
+    return skeleton, width, errs, free
 
 
-def torch_run(design, skeleton, width, start, batches, ids, dtype,
-              cast=True):
-    """The steps of net_run in PyTorch at dtype from the same weights
-    (taken as float32 unless cast is False), with nader's DropPath
-    masks."""
-    torch.set_default_dtype(dtype)
-    try:
-        net = nader_ref.build_network(design, skeleton, width, classes=10,
-                                      in_shape=(3, SIZE, SIZE),
-                                      cells_per_stage=1)
-    finally:
-        torch.set_default_dtype(torch.float32)
-    clock = {"seed": 777, "step": 0}
-    for name, mod in list(net.named_modules()):
-        if isinstance(mod, nader_ref.DropPath):
-            parent = net.get_submodule(name.rsplit(".", 1)[0]) \
-                if "." in name else net
-            setattr(parent, name.rsplit(".", 1)[-1],
-                    EngineDropPath(mod.prob, ids[name], clock))
-    sd = net.state_dict()   # references to the tensors themselves
-    assert sorted(sd) == sorted(start), "state_dict keys differ"
-    with torch.no_grad():
-        for k, v in sd.items():
-            w = start[k].astype(np.float32) if cast else start[k]
-            v.copy_(torch.tensor(w, dtype=dtype))
-    net.train()
-    opt = torch.optim.SGD(net.parameters(), lr=LR, momentum=MOMENTUM,
-                          nesterov=True, weight_decay=WD)
-    r = {"losses": []}
-    for s, (x, y) in enumerate(batches):
-        clock["step"] = s
+class Reference:
+    """The design in PyTorch, with nader's DropPath masks."""
+
+    def __init__(self, design, skeleton, width, ids):
+        self.design, self.skeleton, self.width, self.ids = (
+            design, skeleton, width, ids)
+        self.nets = {}
+        self.clock = {"seed": 777, "step": 0}
+
+    def net(self, dtype):
+        if dtype in self.nets:
+            return self.nets[dtype]
+        # built at dtype rather than converted (nader_ref's BlockModule
+        # defines its own _apply, which .double() would call)
+        torch.set_default_dtype(dtype)
+        try:
+            net = nader_ref.build_network(
+                self.design, self.skeleton, self.width, classes=10,
+                in_shape=(3, SIZE, SIZE), cells_per_stage=1)
+        finally:
+            torch.set_default_dtype(torch.float32)
+        for name, mod in list(net.named_modules()):
+            if isinstance(mod, nader_ref.DropPath):
+                parent = net.get_submodule(name.rsplit(".", 1)[0]) \
+                    if "." in name else net
+                setattr(parent, name.rsplit(".", 1)[-1],
+                        EngineDropPath(mod.prob, self.ids[name], self.clock))
+        self.nets[dtype] = net
+        return net
+
+    def load(self, net, weights, dtype):
+        sd = net.state_dict()   # references to the tensors themselves
+        assert sorted(sd) == sorted(weights), "state_dict keys differ"
+        with torch.no_grad():
+            for k, v in sd.items():
+                v.copy_(torch.tensor(weights[k], dtype=dtype))
+
+    def optimiser(self, net):
+        return torch.optim.SGD(net.parameters(), lr=LR, momentum=MOMENTUM,
+                               nesterov=True, weight_decay=WD)
+
+    def step(self, weights, momenta, batch, s, dtype):
+        """One training step from a state; the loss, logits, gradients
+        and the state after it."""
+        net = self.net(dtype)
+        self.load(net, weights, dtype)
+        net.train()
+        opt = self.optimiser(net)
+        named = dict(net.named_parameters())
+        if momenta is not None:
+            for k, prm in named.items():
+                opt.state[prm]["momentum_buffer"] = torch.tensor(
+                    momenta[k], dtype=dtype)
+        self.clock["step"] = s
         opt.zero_grad()
-        logits = net(torch.tensor(x, dtype=dtype))
-        loss = F.cross_entropy(logits, torch.tensor(y))
+        logits = net(torch.tensor(batch[0], dtype=dtype))
+        loss = F.cross_entropy(logits, torch.tensor(batch[1]))
         loss.backward()
-        r["losses"].append(loss.item())
-        if s == 0:
-            r["logits"] = logits.detach().numpy().astype(np.float64)
-            r["grads"] = {k: p.grad.numpy().astype(np.float64)
-                          for k, p in net.named_parameters()}
+        r = {"loss": loss.item(),
+             "logits": logits.detach().numpy().astype(np.float64),
+             "grads": {k: p.grad.numpy().astype(np.float64)
+                       for k, p in named.items()}}
         opt.step()
-    r["final"] = {k: v.numpy().astype(np.float64)
-                  for k, v in net.state_dict().items()}
-    net.eval()
-    with torch.no_grad():
-        r["eval"] = net(torch.tensor(batches[-1][0], dtype=dtype)).numpy()
-    return r
+        r["after_w"] = {k: v.numpy().astype(np.float64)
+                        for k, v in net.state_dict().items()}
+        r["after_m"] = {k: opt.state[p]["momentum_buffer"].numpy()
+                        .astype(np.float64) for k, p in named.items()}
+        return r
+
+    def run(self, weights, batches):
+        """Losses of the free-running float64 trajectory."""
+        net = self.net(torch.float64)
+        self.load(net, weights, torch.float64)
+        net.train()
+        opt = self.optimiser(net)
+        losses = []
+        for s, (x, y) in enumerate(batches):
+            self.clock["step"] = s
+            opt.zero_grad()
+            loss = F.cross_entropy(net(torch.tensor(x, dtype=torch.float64)),
+                                   torch.tensor(y))
+            loss.backward()
+            opt.step()
+            losses.append(loss.item())
+        return np.array(losses)
 
 
 def main():
@@ -266,18 +325,20 @@ def main():
                 print("FAIL %-28s %s" % (name, ex))
                 failed += 1
                 continue
-            bad = (e["logits"] > TOL_STEP0 or e["loss"] > TOL_STEP0 or
-                   e["grad"] > 1 or e["trajectory"] > 1 or
-                   e["final"] > 1 or e["eval"] > 1)
+            bad = max(e["logits"], e["loss"], e["grad"], e["step_loss"],
+                      e["update"]) > 1
             failed += bad
-            print("%s %-24s %s w=%-2d step 0: logits %.1e loss %.1e grads "
-                  "%.2f | 20 steps: within 1e-5 for %d, then (1 = at "
-                  "tolerance) loss %.2f weights %.2f eval %.2f; rounding "
-                  "drift %.1e | loss %.3f -> %.3f" % (
+            print("%s %-24s %s w=%-2d (1 = at tolerance) step 0: logits "
+                  "%.2f loss %.2f grads %.2f | each step: loss %.2f update "
+                  "%.2f | free-running: within 1e-5 for %d steps, at most "
+                  "%.1e apart, loss %.3f -> %.3f" % (
                       "FAIL" if bad else "ok  ", name, skel, width,
-                      e["logits"], e["loss"], e["grad"], e["steps_exact"],
-                      e["trajectory"], e["final"], e["eval"], e["torch32"],
-                      losses[0], losses[-1]))
+                      e["logits"], e["loss"], e["grad"], e["step_loss"],
+                      e["update"], e["steps_close"], e["free"], losses[0],
+                      losses[-1]))
+            if bad:
+                print("     worst gradient %s; worst update: %s" % (
+                    e["worst_grad"], e["worst_update"]))
     print("%d designs, %d failed" % (len(designs), failed))
     return 1 if failed or not designs else 0
 

@@ -5,7 +5,7 @@
  *   net_run DESIGN WEIGHTS BATCHES OUT [options]   (safetensors files)
  *     --width N --classes K --size S (input S x S) --cells N --batch B
  *     --steps N --lr X --momentum X --weight-decay X --no-nesterov
- *     --threads N --seed N --skeleton nb201|darts
+ *     --threads N --seed N --skeleton nb201|darts --states
  *
  * WEIGHTS holds the starting weights under their net_param_list names,
  * BATCHES the batches: "x" (B, 3, S, S) and "labels" (B) as float32 (used
@@ -15,7 +15,10 @@
  * gradient ("grad.<name>"); then it runs `steps` SGD steps in all (step
  * 0 included) and writes each step's loss before its update ("losses"),
  * the weights and BN buffers after them ("final.<name>"), and the logits
- * of the last batch in evaluation mode ("eval_logits").  The metadata
+ * of the last batch in evaluation mode ("eval_logits").  With --states
+ * it also writes the state before each step s and after the last:
+ * "w.<s>.<name>" for every parameter and BN buffer and "m.<s>.<name>"
+ * for every momentum.  The metadata
  * "droppath" maps each DropPath node's name to its node id, from which
  * its masks are keyed (engine_rng_key(seed, step, id)).
  */
@@ -38,6 +41,7 @@ typedef struct opts {
     bool nesterov;
     uint64_t seed;
     int skeleton;
+    bool states;
 } opts_t;
 
 static int s_die(const char *what)
@@ -72,11 +76,12 @@ static int s_parse(int argc, char **argv, opts_t *o)
         {"lr", 1, NULL, 'l'},      {"momentum", 1, NULL, 'm'},
         {"weight-decay", 1, NULL, 'd'}, {"no-nesterov", 0, NULL, 'N'},
         {"threads", 1, NULL, 't'}, {"seed", 1, NULL, 'S'},
-        {"skeleton", 1, NULL, 'K'}, {NULL, 0, NULL, 0}};
+        {"skeleton", 1, NULL, 'K'}, {"states", 0, NULL, 'X'},
+        {NULL, 0, NULL, 0}};
     int c;
 
     *o = (opts_t){8, 10, 32, 1, 8, 1, 1, 0.1, 0.9, 5e-4, true, 777,
-                  NET_SKELETON_NB201};
+                  NET_SKELETON_NB201, false};
     while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
         switch (c) {
         case 'w': o->width = atoi(optarg); break;
@@ -91,6 +96,7 @@ static int s_parse(int argc, char **argv, opts_t *o)
         case 'N': o->nesterov = false; break;
         case 't': o->threads = atoi(optarg); break;
         case 'S': o->seed = strtoull(optarg, NULL, 10); break;
+        case 'X': o->states = true; break;
         case 'K':
             o->skeleton = net_skeleton_parse(optarg);
             if (o->skeleton < 0)
@@ -180,6 +186,23 @@ static char *s_droppath_json(const net_t *net)
     return s;
 }
 
+/* "w.<s>.<name>" and "m.<s>.<name>" for the state before step s. */
+static void s_add_state(out_t *out, backend_t *be, network_t *nw, int s)
+{
+    char name[128];
+
+    for (int i = 0; i < network_param_count(nw); i++) {
+        const net_param_t *p = network_param(nw, i);
+        snprintf(name, sizeof(name), "w.%d.%s", s, p->name);
+        s_add(out, be, name, p->ndim, p->shape, network_param_data(nw, i));
+        if (!p->trainable)
+            continue;
+        snprintf(name, sizeof(name), "m.%d.%s", s, p->name);
+        s_add(out, be, name, p->ndim, p->shape,
+              network_param_momentum(nw, i));
+    }
+}
+
 int main(int argc, char **argv)
 {
     opts_t o;
@@ -222,10 +245,10 @@ int main(int argc, char **argv)
         return s_die(err);
 
     int np = network_param_count(nw);
-    out_t out = {calloc((size_t)np * 2 + 8, sizeof(safetensors_entry_t)), 0,
-                 np * 2 + 8,
-                 calloc(((size_t)np * 2 + 8) * 4, sizeof(int64_t)),
-                 calloc((size_t)np * 2 + 8, sizeof(char *))};
+    size_t cap = (size_t)np * (o.states ? 2 * (o.steps + 1) + 2 : 2) + 8;
+    out_t out = {calloc(cap, sizeof(safetensors_entry_t)), 0, (int)cap,
+                 calloc(cap * 4, sizeof(int64_t)),
+                 calloc(cap, sizeof(char *))};
     float *x = be->vt->alloc(be, (size_t)o.batch * 3 * o.size * o.size * 4);
     int32_t *labels = be->vt->alloc(be, (size_t)o.batch * 4);
     float *acc = be->vt->alloc(be, 2 * sizeof(float));
@@ -238,6 +261,8 @@ int main(int argc, char **argv)
 
     for (int s = 0; s < o.steps; s++) {
         float h[2];
+        if (o.states)
+            s_add_state(&out, be, nw, s);
         if (s_batch(be, in, s, &o, x, labels, err, sizeof(err)))
             return s_die(err);
         be->vt->zero(be, acc, sizeof(h));
@@ -276,6 +301,8 @@ int main(int argc, char **argv)
         out.t[out.n++] = (safetensors_entry_t){out.names[out.n - 1], 1,
                                                nsteps, losses};
     }
+    if (o.states)
+        s_add_state(&out, be, nw, o.steps);
     for (int i = 0; i < np; i++) {
         const net_param_t *p = network_param(nw, i);
         snprintf(name, sizeof(name), "final.%s", p->name);

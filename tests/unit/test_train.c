@@ -52,7 +52,7 @@ static void s_write(const char *name, int n, uint64_t seed)
         for (int c = 0; c < 3; c++)
             for (int y = 0; y < 6; y++)
                 for (int x = 0; x < 6; x++)
-                    rec[1 + c * 1024 + (3 * label + y) * 32 + 4 + x] = 250;
+                    rec[1 + c * 1024 + (2 * label + y) * 32 + 4 + x] = 250;
         assert_int_equal(fwrite(rec, 1, sizeof(rec), f), sizeof(rec));
     }
     fclose(f);
