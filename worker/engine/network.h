@@ -76,6 +76,7 @@ int network_new_ex(backend_t *be, const net_t *net, network_t *share,
 
 void network_destroy(network_t **nw);
 
+/* The net this network runs (the caller's, not owned by the network). */
 const net_t *network_net(const network_t *nw);
 
 /*
