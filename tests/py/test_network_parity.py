@@ -23,11 +23,12 @@ Checks, per design; errors are over whole tensors, ||nader - torch|| /
   - each of the 20 steps, from nader's own state before it: the loss
     within 1e-4 of PyTorch's at that state, and the step's change of the
     weights, the momenta and the BN running statistics after it (whole
-    model) within 1e-4 in the median over the steps and within 1e-2 in
+    model) within 1e-4 in the median over the steps and within 5e-2 in
     any one (now and then a ReLU input lies within rounding of zero and
-    takes the other side, moving a step by about 1e-3; measured errors
-    are otherwise about 1e-6).  Each step is checked from nader's state because
-    these small BN networks amplify rounding: two float32 runs (PyTorch's
+    takes the other side, moving that step by 1e-3 to 1e-2, depending on
+    the kernels' rounding; measured errors are otherwise about 1e-6).
+    Each step is checked from nader's state because these small BN
+    networks amplify rounding: two float32 runs (PyTorch's
     own, or nader's at another thread count) leave the float64
     trajectory by 1e-3 to 1e-1 within 20 steps for most of these
     designs, so a free-running comparison measures chaos, not
@@ -62,8 +63,8 @@ TOL_STEP0 = 1e-4     # step 0: logits, loss, gradients (relative)
 ABS_FLOOR = 1e-6     # gradients that should be zero: |g| / largest |g|
 TOL_LOSS = 1e-4      # each step: loss from nader's state (relative)
 TOL_UPDATE = 1e-4    # median over steps: change of weights, momenta, BN
-TOL_UPDATE_MAX = 1e-2  # any step (a ReLU input within rounding of zero
-                       # takes the other side now and then: about 1e-3)
+TOL_UPDATE_MAX = 5e-2  # any step (a ReLU input within rounding of zero
+                       # takes the other side now and then: 1e-3 to 1e-2)
 ONSET = 1e-5         # reported: free-running steps with losses this close
 
 M64 = (1 << 64) - 1
