@@ -20,6 +20,7 @@ const cli_command_t cli_commands[] = {
     {"help", s_help, "list the subcommands"},
     {"version", s_version, "print the version"},
     {"graph", cmd_graph, "check, show or hash a design file"},
+    {"train", cmd_train, "train one design on a data set"},
     {NULL, NULL, NULL},
 };
 
