@@ -38,8 +38,8 @@ static const config_key_t s_keys[] = {
     {"workers.endpoint", CONFIG_STRING, OFF(workers_endpoint),
      "tcp://127.0.0.1:5555", NO_LIMIT, s_check_endpoint, false,
      "ZeroMQ endpoint the coordinator binds for workers (ROUTER). Use "
-     "tcp://*:5555 to accept workers from other machines, with "
-     "security.curve on."},
+     "tcp://0.0.0.0:5555 to accept workers from other machines, with "
+     "security.curve on. A port of * takes a free one (logged)."},
     {"status.endpoint", CONFIG_STRING, OFF(status_endpoint),
      "tcp://127.0.0.1:5556", NO_LIMIT, s_check_endpoint_or_empty, false,
      "Endpoint of the status socket (JSON requests). Read-only queries "

@@ -230,8 +230,10 @@ void coord_workers_drain(coord_t *c, int budget)
                          sizeof err);
         if (rc != WIRE_OK) {
             coord_peer_log(c, LOG_WARN, peer,
-                           rc == WIRE_EVERSION ? "version" : "malformed",
-                           "%s; dropped", err);
+                           rc == WIRE_EVERSION ? "version"
+                           : rc == WIRE_ETOOBIG ? "oversized" : "malformed",
+                           "%s%s; dropped", err, rc == WIRE_ETOOBIG
+                           ? " (limits.max_message)" : "");
             if (rc == WIRE_EVERSION)
                 s_reject(c, zmq_msg_data(&rid), zmq_msg_size(&rid),
                          NADER__REJECT__CODE__BAD_VERSION, err);

@@ -51,6 +51,7 @@ struct coord {
     void *workers, *status, *admin, *zap, *link, *events;
     void *mon_workers, *mon_status;
     char link_ep[96], events_ep[96], admin_ep[4200];
+    char workers_ep[256], status_ep[256];
     char mon_workers_ep[96], mon_status_ep[96];
     store_t *store;
     sched_t *sched;

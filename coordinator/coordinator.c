@@ -217,6 +217,20 @@ static void s_turn_end(coord_t *c)
 
 /* --------------------------------------------------------- peer logging */
 
+/* Length of the host part of "HOST:PORT" or "HOST#RID" (IPv4 or name). */
+static size_t s_host_len(const char *peer)
+{
+    size_t n;
+
+    if (!peer)
+        return 1;
+    n = strcspn(peer, "#");
+    if (strchr(peer, ':') == strrchr(peer, ':') && strchr(peer, ':') &&
+        (size_t)(strchr(peer, ':') - peer) < n)
+        n = (size_t)(strchr(peer, ':') - peer);
+    return n;
+}
+
 void coord_peer_log(coord_t *c, int level, const char *peer,
                     const char *kind, const char *fmt, ...)
 {
@@ -225,7 +239,10 @@ void coord_peer_log(coord_t *c, int level, const char *peer,
     uint64_t now = wire_mono_us();
     va_list ap;
 
-    snprintf(key, sizeof key, "%s|%s", peer ? peer : "?", kind);
+    /* Rate-limit per host, not per connection: a peer that reconnects
+     * to misbehave again gets a new port each time. */
+    snprintf(key, sizeof key, "%.*s|%s", (int)s_host_len(peer), peer ? peer
+             : "?", kind);
     for (int i = 0; i < COORD_PEER_LOG; i++) {
         if (strcmp(c->peer_log[i].key, key) == 0) {
             slot = &c->peer_log[i];
@@ -330,7 +347,10 @@ static void *s_router(coord_t *c, const char *endpoint, const char *what,
                       size_t errlen)
 {
     void *s = zmq_socket(c->ctx, ZMQ_ROUTER);
-    int64_t maxmsg = max_msg;
+    /* ZeroMQ cuts a connection over this without telling us which peer
+     * it was; up to it, messages arrive and are refused with a log line
+     * that names the peer (broker.c, status.c).  It bounds memory. */
+    int64_t maxmsg = 2 * max_msg + 65536;
 
     if (!s) {
         snprintf(err, errlen, "%s: cannot make a socket: %s", what,
@@ -373,6 +393,14 @@ static void *s_router(coord_t *c, const char *endpoint, const char *what,
 fail:
     zmq_close(s);
     return NULL;
+}
+
+static void s_last_endpoint(void *sock, char *out, size_t len)
+{
+    size_t n = len;
+
+    if (zmq_getsockopt(sock, ZMQ_LAST_ENDPOINT, out, &n) != 0)
+        out[0] = 0;
 }
 
 /* Keep a second coordinator off the same state folder. */
@@ -501,12 +529,14 @@ int coord_new(const config_t *cfg, coord_t **out, char *err, size_t errlen)
                           c->mon_workers_ep, &c->mon_workers, err, errlen);
     if (!c->workers)
         goto fail;
+    s_last_endpoint(c->workers, c->workers_ep, sizeof c->workers_ep);
     if (c->cfg.status_endpoint[0]) {
         c->status = s_router(c, c->cfg.status_endpoint, "status.endpoint",
                              c->cfg.status_max_request, "status",
                              c->mon_status_ep, &c->mon_status, err, errlen);
         if (!c->status)
             goto fail;
+        s_last_endpoint(c->status, c->status_ep, sizeof c->status_ep);
     }
     if (c->cfg.admin_endpoint[0])
         snprintf(c->admin_ep, sizeof c->admin_ep, "%s",
@@ -590,6 +620,21 @@ void coord_stop(coord_t *c)
     atomic_store(&c->stop, 1);
 }
 
+const char *coord_workers_endpoint(const coord_t *c)
+{
+    return c->workers_ep;
+}
+
+const char *coord_status_endpoint(const coord_t *c)
+{
+    return c->status_ep;
+}
+
+const char *coord_admin_endpoint(const coord_t *c)
+{
+    return c->admin_ep;
+}
+
 store_t *coord_store(coord_t *c)
 {
     return c->store;
@@ -619,8 +664,8 @@ int coord_run(coord_t *c)
         items[n++] = (zmq_pollitem_t){socks[i], 0, ZMQ_POLLIN, 0};
     }
     log_info("coordinator ready: workers on %s, status on %s, admin on %s, "
-             "store %s (%s)", c->cfg.workers_endpoint,
-             c->status ? c->cfg.status_endpoint : "(none)", c->admin_ep,
+             "store %s (%s)", c->workers_ep,
+             c->status ? c->status_ep : "(none)", c->admin_ep,
              c->cfg.state_dir,
              c->cfg.security_curve ? "CURVE on" : "CURVE off");
     while (!atomic_load(&c->stop)) {

@@ -58,6 +58,12 @@ void coord_destroy(coord_t **c);
 /* The store, for readers on other threads (borrowed). */
 store_t *coord_store(coord_t *c);
 
+/* The endpoints actually bound (a port given as * resolved), for
+ * workers, the status socket ("" when none) and the admin socket. */
+const char *coord_workers_endpoint(const coord_t *c);
+const char *coord_status_endpoint(const coord_t *c);
+const char *coord_admin_endpoint(const coord_t *c);
+
 /* The ZeroMQ context the coordinator's sockets live in (borrowed). */
 void *coord_zmq_context(coord_t *c);
 

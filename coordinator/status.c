@@ -556,7 +556,18 @@ void coord_status_drain(coord_t *c, void *sock, bool admin_socket)
         }
         if (n == 0)
             return;
-        if (n == 3 && !extra && zmq_msg_size(&part[1]) == 0) {
+        if (n == 3 && !extra &&
+            zmq_msg_size(&part[2]) > (size_t)c->cfg.status_max_request) {
+            const char *addr = zmq_msg_gets(&part[2], "Peer-Address");
+            coord_peer_log(c, LOG_WARN, addr ? addr : "?", "status-size",
+                           "status request of %zu bytes is over "
+                           "status.max_request (%lld); dropped",
+                           zmq_msg_size(&part[2]),
+                           (long long)c->cfg.status_max_request);
+            r.rid = zmq_msg_data(&part[0]);
+            r.rid_len = zmq_msg_size(&part[0]);
+            s_error(&r, "request over status.max_request");
+        } else if (n == 3 && !extra && zmq_msg_size(&part[1]) == 0) {
             const char *uid = zmq_msg_gets(&part[2], "User-Id");
             r.rid = zmq_msg_data(&part[0]);
             r.rid_len = zmq_msg_size(&part[0]);

@@ -27,7 +27,7 @@
 
 static struct {
     int fd;
-    char addr[64];
+    char addr[96];
 } s_fd_names[FD_NAMES];
 
 static const char *s_fd_name(int fd)
@@ -42,12 +42,14 @@ static void s_fd_remember(int fd)
 {
     struct sockaddr_storage ss;
     socklen_t len = sizeof ss;
-    char host[INET6_ADDRSTRLEN] = "?";
+    char host[INET6_ADDRSTRLEN + 16];
     int port = 0, slot = fd % FD_NAMES;
 
     if (fd < 0)
         return;
-    if (getpeername(fd, (struct sockaddr *)&ss, &len) == 0) {
+    if (getpeername(fd, (struct sockaddr *)&ss, &len) != 0) {
+        snprintf(host, sizeof host, "unknown address");
+    } else {
         if (ss.ss_family == AF_INET) {
             struct sockaddr_in *a = (struct sockaddr_in *)&ss;
             inet_ntop(AF_INET, &a->sin_addr, host, sizeof host);
@@ -61,8 +63,12 @@ static void s_fd_remember(int fd)
         }
     }
     s_fd_names[slot].fd = fd;
-    snprintf(s_fd_names[slot].addr, sizeof s_fd_names[slot].addr, "%s:%d",
-             host, port);
+    if (port)
+        snprintf(s_fd_names[slot].addr, sizeof s_fd_names[slot].addr,
+                 "%s:%d", host, port);
+    else
+        snprintf(s_fd_names[slot].addr, sizeof s_fd_names[slot].addr, "%s",
+                 host);
 }
 
 /* ---------------------------------------------------------------- ZAP */
@@ -158,8 +164,10 @@ void coord_zap_drain(coord_t *c)
 
 static const char *s_protocol_error(uint32_t code)
 {
-    if (code >= 0x11000000 && code < 0x12000000)
-        return "broken CURVE handshake (wrong server key?)";
+    if (code == ZMQ_PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH)
+        return "security mechanism mismatch (CURVE on one side only)";
+    if (code == ZMQ_PROTOCOL_ERROR_ZMTP_CRYPTOGRAPHIC)
+        return "CURVE handshake failed (wrong server key?)";
     if (code >= 0x10000000 && code < 0x11000000)
         return "not ZeroMQ, or a broken greeting or command";
     if (code >= 0x20000000 && code < 0x30000000)
@@ -215,6 +223,9 @@ void coord_monitor_drain(coord_t *c, void *mon, const char *what)
                                "connection to %s dropped: %s", what,
                                c->last_handshake_fail);
                 c->last_handshake_fail[0] = 0;
+            } else if (strcmp(what, "workers.endpoint") == 0) {
+                coord_peer_log(c, LOG_INFO, peer ? peer : "?", "closed",
+                               "connection to %s closed", what);
             } else {
                 log_debug("connection from %s to %s closed",
                           peer ? peer : "?", what);

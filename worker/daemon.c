@@ -46,6 +46,7 @@ typedef struct s_slot {
     uint64_t kill_at;             /* monotonic: SIGKILL if still alive */
     char dir[4200];               /* the job's scratch folder */
     int32_t resume_epoch;
+    uint64_t due;                 /* load tests: when to answer */
 } s_slot_t;
 
 typedef struct s_pending {
@@ -490,6 +491,24 @@ static int s_write_file(const char *path, const uint8_t *data, size_t len)
     return ok ? 0 : -1;
 }
 
+/* The load-test answer: a result marked load_test, no training. */
+static void s_instant_answer(worker_t *w, s_slot_t *sl)
+{
+    Nader__Result r = NADER__RESULT__INIT;
+
+    SET(&r, job, sl->job);
+    SET(&r, attempt, sl->attempt);
+    SET(&r, status, sl->cancel ? NADER__RESULT_STATUS__RESULT_CANCELLED
+                               : NADER__RESULT_STATUS__RESULT_OK);
+    SET(&r, load_test, 1);
+    r.device = sl->device;
+    r.reason = (char *)"load test: answered without training";
+    s_result(w, &r, sl->device);
+    sl->job = 0;
+    sl->due = 0;
+    sl->cancel = false;
+}
+
 static void s_lease(worker_t *w, const Nader__Lease *l)
 {
     const Nader__JobSpec *job = l->job;
@@ -521,15 +540,9 @@ static void s_lease(worker_t *w, const Nader__Lease *l)
     sl->epoch = -1;
     sl->resume_epoch = -1;
     if (w->opt.instant) {
-        Nader__Result r = NADER__RESULT__INIT;
-        SET(&r, job, job->id);
-        SET(&r, attempt, job->attempt);
-        SET(&r, status, NADER__RESULT_STATUS__RESULT_OK);
-        SET(&r, load_test, 1);
-        r.device = sl->device;
-        r.reason = (char *)"load test: answered without training";
-        s_result(w, &r, sl->device);
-        sl->job = 0;
+        sl->due = wire_mono_us() + (uint64_t)w->opt.instant_ms * 1000u;
+        if (!w->opt.instant_ms)
+            s_instant_answer(w, sl);
         return;
     }
     snprintf(sl->dir, sizeof sl->dir, "%s/job-%llu-%u", w->scratch,
@@ -578,6 +591,11 @@ static void s_cancel(worker_t *w, const Nader__Cancel *c)
         s_slot_t *sl = &w->slots[i];
         if (sl->job != c->job || (c->attempt && sl->attempt != c->attempt))
             continue;
+        if (sl->due) {
+            sl->cancel = true;
+            s_instant_answer(w, sl);
+            return;
+        }
         if (!sl->trainer || sl->cancel)
             return;
         log_info("job %llu attempt %u: cancel (%s)",
@@ -791,6 +809,8 @@ static void s_timers(worker_t *w, uint64_t now)
 {
     for (int i = 0; i < w->n_slots; i++) {
         s_slot_t *sl = &w->slots[i];
+        if (sl->due && now >= sl->due)
+            s_instant_answer(w, sl);
         if (sl->trainer && sl->kill_at && now >= sl->kill_at) {
             trainer_signal(sl->trainer, SIGKILL);
             sl->kill_at = 0;

@@ -40,6 +40,8 @@ typedef struct worker_options {
     const char *scratch_dir;      /* NULL: $TMPDIR/nader-worker-NAME */
     int threads;                  /* CPU threads per trainer, 0: all */
     bool instant;                 /* load tests only: no training */
+    int64_t instant_ms;           /* load tests: how long each job seems
+                                     to take (0: answered at once) */
     const char *key_file;         /* CURVE key pair of this worker */
     const char *server_key_file;  /* the coordinator's public key */
     int64_t backoff_max_ms;       /* cap of the reconnect backoff */

@@ -48,7 +48,9 @@ static void s_usage(FILE *out)
         "  --instant-results-for-load-tests\n"
         "                      LOAD TESTS ONLY: answer every job at once "
         "without\n"
-        "                      training; results are marked load_test\n");
+        "                      training; results are marked load_test\n"
+        "  --load-test-job-time DUR\n"
+        "                      with the above: each job seems to take DUR\n");
 }
 
 int main(int argc, char **argv)
@@ -99,6 +101,9 @@ int main(int argc, char **argv)
         else if (strcmp(a, "--log-level") == 0 &&
                  (level = log_level_parse(v)) >= 0)
             continue;
+        else if (strcmp(a, "--load-test-job-time") == 0 &&
+                 config_parse_ms(v, &ms) == 0)
+            o.instant_ms = ms;
         else if ((strcmp(a, "--timeout") == 0 ||
                   strcmp(a, "--backoff-max") == 0) &&
                  config_parse_ms(v, &ms) == 0 && ms > 0) {
