@@ -25,6 +25,7 @@ int cmd_keygen(int argc, char **argv);
 const cli_command_t cli_commands[] = {
     {"help", s_help, "list the subcommands"},
     {"version", s_version, "print the version"},
+    {"graph", cmd_graph, "check, show or hash a design file"},
     {"status", cmd_status, "show a coordinator: workers, queue, jobs, "
                            "results"},
     {"submit", cmd_submit, "queue evaluation jobs for a design"},
