@@ -112,4 +112,10 @@ cmp -s "$RT_DIR/before.json" "$RT_DIR/after.json" ||
 [[ $(rt_status 'j["jobs"]["queued"]') == 0 ]] || fail "jobs in memory"
 "$N" submit "$DESIGN" --state "$RT_STATE" --seeds 1 >/dev/null ||
     fail "a small submit after the failure"
+
+
+# docs/configuration.md is what the key table says.
+"$BIN/nader-coordinator" --doc |
+    diff -q - "$(dirname "$0")/../../docs/configuration.md" >/dev/null ||
+    fail "docs/configuration.md is stale: nader-coordinator --doc > it"
 echo "ok: client and daemon edges behave"
