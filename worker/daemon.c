@@ -680,13 +680,16 @@ static void s_trainer_input(worker_t *w, s_slot_t *sl)
                 SET(env->result, status,
                     NADER__RESULT_STATUS__RESULT_CANCELLED);
             }
-            log_info("job %llu attempt %u: %s%s%s",
-                     (unsigned long long)sl->job, sl->attempt,
-                     env->result->status == NADER__RESULT_STATUS__RESULT_OK
-                         ? "done" : "ended: ",
-                     env->result->status == NADER__RESULT_STATUS__RESULT_OK
-                         ? "" : (env->result->reason ? env->result->reason
-                                                     : "?"), "");
+            if (env->result->status == NADER__RESULT_STATUS__RESULT_OK)
+                log_info("job %llu attempt %u: done, %zu epochs in %.1f s, "
+                         "final validation accuracy %.2f%%",
+                         (unsigned long long)sl->job, sl->attempt,
+                         env->result->n_epochs, env->result->seconds,
+                         env->result->final_valid_acc);
+            else
+                log_info("job %llu attempt %u: ended: %s",
+                         (unsigned long long)sl->job, sl->attempt,
+                         env->result->reason ? env->result->reason : "?");
             s_result(w, env->result, sl->device);
             sl->job = 0;
             rc = -1;
