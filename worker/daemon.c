@@ -266,6 +266,7 @@ static Nader__Running **s_running(worker_t *w, Nader__Running *store,
         nader__running__init(&store[*n]);
         SET(&store[*n], job, w->pending[i].job);
         SET(&store[*n], attempt, w->pending[i].attempt);
+        SET(&store[*n], finished, 1);
         store[*n].device = w->pending[i].device;
         v[*n] = &store[*n];
         (*n)++;
