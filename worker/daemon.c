@@ -82,6 +82,8 @@ struct worker {
     worker_stats_t stats;
 };
 
+static void s_slot_clear(struct s_slot *sl);
+
 /* ---------------------------------------------------------------- setup */
 
 void worker_options_default(worker_options_t *o)
@@ -200,8 +202,14 @@ void worker_destroy(worker_t **wp)
     if (!wp || !*wp)
         return;
     w = *wp;
-    for (int i = 0; w->slots && i < w->n_slots; i++)
+    for (int i = 0; w->slots && i < w->n_slots; i++) {
         trainer_destroy(&w->slots[i].trainer);
+        if (w->slots[i].dir[0])
+            s_slot_clear(&w->slots[i]);
+    }
+    if (w->scratch && !w->opt.instant &&
+        !(w->opt.scratch_dir && w->opt.scratch_dir[0]))
+        rmdir(w->scratch);       /* the default one, and only if empty */
     for (size_t i = 0; i < w->n_pending; i++)
         free(w->pending[i].buf);
     free(w->pending);
