@@ -21,6 +21,13 @@ const cli_command_t cli_commands[] = {
     {"version", s_version, "print the version"},
     {"graph", cmd_graph, "check, show or hash a design file"},
     {"train", cmd_train, "train one design on a data set"},
+    {"status", cmd_status, "show a coordinator: workers, queue, jobs, "
+                           "results"},
+    {"submit", cmd_submit, "queue evaluation jobs for a design"},
+    {"results", cmd_results, "list the results a coordinator kept"},
+    {"set", cmd_set, "change a live limit of a coordinator"},
+    {"cancel", cmd_cancel, "cancel jobs"},
+    {"keygen", cmd_keygen, "make a CURVE key pair"},
     {NULL, NULL, NULL},
 };
 
