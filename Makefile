@@ -52,9 +52,14 @@ CUDA_ARCH ?= -gencode arch=compute_90,code=sm_90 \
              -gencode arch=compute_90,code=compute_90 \
              -gencode arch=compute_80,code=sm_80 \
              -gencode arch=compute_75,code=compute_75
+# cuDNN outside the toolkit (a pip wheel's nvidia/cudnn, say): CUDNN_HOME.
+ifneq ($(CUDNN_HOME),)
+CUDNN_INC := -I$(CUDNN_HOME)/include
+CUDNN_LIB := -L$(CUDNN_HOME)/lib -Wl,-rpath,$(CUDNN_HOME)/lib
+endif
 NVCCFLAGS := -O3 -std=c++17 $(CUDA_ARCH) -lineinfo -DNADER_HAVE_CUDA \
-             -Xcompiler -Wall,-fPIC $(INCLUDES) -MMD -MP
-LDLIBS_ALL += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 \
+             -Xcompiler -Wall,-Wextra,-fPIC $(INCLUDES) $(CUDNN_INC) -MMD -MP
+LDLIBS_ALL += $(CUDNN_LIB) -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 \
               -lcudnn -lcublasLt -lcublas -lcudart -lstdc++
 endif
 
