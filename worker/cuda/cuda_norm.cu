@@ -114,17 +114,21 @@ int cuda_bn_forward(backend_t *be, const backend_op_t *op)
     const net_node_t *node = op->node;
     const graph_shape_t *xs = cuda_in_shape(op, 0);
     cudaStream_t st = cuda_impl(be)->stream;
+    cuda_ws_t ws = cuda_ws_of(op);
     int n, C, R;
     float *mean = (float *)op->saved, *invstd;
 
     s_bn_geom(xs, &n, &C, &R);
-    if (!mean)
+    if (op->training && n / C < 2)
+        return cuda_failf(be, node, -EINVAL, "training needs more than one value per channel");
+    if (!mean && op->training)
         return cuda_failf(be, node, -EINVAL, "no saved state for the statistics");
+    if (!mean)
+        WS_TAKE(mean, ws, 2 * (size_t)C * sizeof(float));   /* evaluation: scratch */
     invstd = mean + C;
 
     if (op->training) {
         cuda_red_plan_t p;
-        cuda_ws_t ws = cuda_ws_of(op);
         float *part = NULL;
         s_bn_plan(be, xs, &p);
         if (cuda_red_partials(&p, 2))

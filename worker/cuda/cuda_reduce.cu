@@ -53,10 +53,10 @@ void cuda_red_plan_make(cuda_red_plan_t *p, int ndim, const int64_t *shape, uint
     /* (A, K, R): at most one kept group, reduced groups only around it. */
     int first = 0, last = ng;
     p->A = p->K = p->R = 1;
-    if (ng > 0 && gred[0])
+    if (ng > 0 && gred[ng - 1])
+        p->R = gsize[--last];     /* a lone reduced group goes here: rows */
+    if (last > first && gred[first])
         p->A = gsize[first++];
-    if (last > first && gred[last - 1])
-        p->R = gsize[--last];
     if (last - first > 1 || (last - first == 1 && gred[first]))
         return;                       /* general form */
     if (last - first == 1)

@@ -97,6 +97,7 @@ int cuda_xent(backend_t *be, const float *logits, const int32_t *labels, int n, 
 
 /* -------------------------------------------------------------------- SGD */
 
+/* Without momentum (m NULL) the buffer is neither read nor written. */
 __global__ void s_sgd_kernel(float *w, const float *g, float *m, int64_t n, float lr, float mom,
                              float wd, bool nesterov)
 {
@@ -105,6 +106,10 @@ __global__ void s_sgd_kernel(float *w, const float *g, float *m, int64_t n, floa
     for (; i < n; i += step) {
         float wi = w[i];
         float gi = g[i] + wd * wi;
+        if (!m) {
+            w[i] = wi - lr * gi;
+            continue;
+        }
         float mi = mom * m[i] + gi;
         m[i] = mi;
         w[i] = wi - lr * (nesterov ? gi + mom * mi : mi);
@@ -120,6 +125,11 @@ int cuda_sgd(backend_t *be, float *w, const float *g, float *m, size_t n,
 
     if (n == 0)
         return 0;
+    if (!m && p->momentum != 0.0f)
+        return cuda_failf(be, NULL, -EINVAL, "sgd: momentum %g without a buffer",
+                          (double)p->momentum);
+    if (p->momentum == 0.0f)
+        m = NULL;
     if (blocks > cap)
         blocks = cap;
     s_sgd_kernel<<<(unsigned)blocks, CUDA_THREADS, 0, cuda_impl(be)->stream>>>(
@@ -141,13 +151,13 @@ __global__ void s_batch_kernel(const uint8_t *images, const int32_t *labels, int
 {
     int i = blockIdx.x * blockDim.x + threadIdx.x;
     int plane = h * w;
-    if (i < n)
+    if (i < n && labels_out)
         labels_out[i] = labels[index[i]];
     if (i >= n * 3 * plane)
         return;
     int x = i % w, y = (i / w) % h, c = (i / plane) % 3, s = i / (3 * plane);
-    int src_x = (flip[s] ? w - 1 - x : x) + sx[s];
-    int src_y = y + sy[s];
+    int src_x = (flip && flip[s] ? w - 1 - x : x) + (sx ? sx[s] : 0);
+    int src_y = y + (sy ? sy[s] : 0);
     float v = 0.0f;
     if (src_x >= 0 && src_x < w && src_y >= 0 && src_y < h)
         v = (float)images[((size_t)index[s] * 3 + c) * plane + src_y * w + src_x];
@@ -161,8 +171,11 @@ int cuda_batch(backend_t *be, const uint8_t *images, const int32_t *labels, int 
     s_norm_t nm;
     int64_t total = (int64_t)spec->n * 3 * h * w;
 
-    if (spec->n <= 0 || h <= 0 || w <= 0)
-        return cuda_failf(be, NULL, -EINVAL, "batch: %d images of %dx%d", spec->n, h, w);
+    if (spec->n < 0 || h <= 0 || w <= 0 || spec->pad < 0)
+        return cuda_failf(be, NULL, -EINVAL, "batch: %d images of %dx%d, pad %d", spec->n, h,
+                          w, spec->pad);
+    if (spec->n == 0)
+        return 0;
     for (int c = 0; c < 3; c++) {
         if (!(spec->std[c] > 0.0f))
             return cuda_failf(be, NULL, -EINVAL, "batch: std[%d] = %g", c, spec->std[c]);
@@ -173,8 +186,8 @@ int cuda_batch(backend_t *be, const uint8_t *images, const int32_t *labels, int 
     if (total < spec->n)
         total = spec->n;
     s_batch_kernel<<<cuda_blocks(total), CUDA_THREADS, 0, cuda_impl(be)->stream>>>(
-        images, labels, h, w, spec->index, spec->shift_x, spec->shift_y, spec->flip, spec->n, nm,
-        out, labels_out);
+        images, labels, h, w, spec->index, spec->pad ? spec->shift_x : NULL,
+        spec->pad ? spec->shift_y : NULL, spec->flip, spec->n, nm, out, labels_out);
     LAUNCH_TRY("batch");
     return 0;
 }
