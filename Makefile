@@ -172,10 +172,8 @@ endif
 ENGINE_CFLAGS_ALL := -std=gnu11 $(OPT) -g -Wall -Wextra -fopenmp -MMD -MP \
                      $(INCLUDES) $(ENGINE_CFLAGS) $(ENGINE_DEFS)
 ENGINE_LDLIBS := $(ENGINE_LIBS) -lm -lpthread -fopenmp $(CUDA_LIBS)
-ENGINE_GPU_TOOLS := $(patsubst tests/gpu/%.c,$(ENGINE_BUILD)/%, \
-                      $(filter-out tests/gpu/train_main.c, \
-                        $(wildcard tests/gpu/*.c)))
-ENGINE_TOOLS := $(ENGINE_BUILD)/cuda_parity $(ENGINE_GPU_TOOLS)
+ENGINE_CHECK_TOOLS := $(ENGINE_BUILD)/cuda_parity $(ENGINE_BUILD)/gpu_train
+ENGINE_TOOLS := $(ENGINE_CHECK_TOOLS)
 ifneq ($(wildcard cli/cmd_train.c),)
 ENGINE_TOOLS += $(ENGINE_BUILD)/nader-train
 endif
@@ -194,17 +192,13 @@ $(ENGINE_BUILD)/libengine.a: $(ENGINE_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
-$(ENGINE_BUILD)/cuda_parity: $(ENGINE_BUILD)/obj/tests/tools/cuda_parity.o \
-                             $(ENGINE_BUILD)/libengine.a
+$(ENGINE_CHECK_TOOLS): $(ENGINE_BUILD)/%: $(ENGINE_BUILD)/obj/tests/tools/%.o \
+                                          $(ENGINE_BUILD)/libengine.a
 	$(CC) -o $@ $^ $(ENGINE_LDLIBS)
 
 $(ENGINE_BUILD)/nader-train: $(ENGINE_BUILD)/obj/tests/gpu/train_main.o \
                              $(ENGINE_BUILD)/obj/cli/cmd_train.o \
                              $(ENGINE_BUILD)/libengine.a
-	$(CC) -o $@ $^ $(ENGINE_LDLIBS)
-
-$(ENGINE_GPU_TOOLS): $(ENGINE_BUILD)/%: $(ENGINE_BUILD)/obj/tests/gpu/%.o \
-                                        $(ENGINE_BUILD)/libengine.a
 	$(CC) -o $@ $^ $(ENGINE_LDLIBS)
 
 # --- top-level jobs ---------------------------------------------------------
