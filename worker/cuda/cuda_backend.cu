@@ -273,7 +273,7 @@ static s_op_entry_t s_entry(graph_op_t op)
     s_op_entry_t e = {NULL, NULL, NULL, NULL};
     switch (op) {
     case GRAPH_OP_CONV2D:
-        e = {cuda_conv_forward, cuda_conv_backward, cuda_conv_workspace, NULL};
+        e = {cuda_conv_forward, cuda_conv_backward, cuda_conv_workspace, cuda_conv_saved};
         break;
     case GRAPH_OP_LINEAR:
         e = {cuda_linear_forward, cuda_linear_backward, cuda_linear_workspace, NULL};

@@ -216,6 +216,7 @@ typedef size_t (*cuda_size_fn)(backend_t *be, const net_t *net, const net_node_t
 int cuda_conv_forward(backend_t *be, const backend_op_t *op);
 int cuda_conv_backward(backend_t *be, const backend_op_t *op);
 size_t cuda_conv_workspace(backend_t *be, const net_t *net, const net_node_t *node);
+size_t cuda_conv_saved(backend_t *be, const net_t *net, const net_node_t *node);
 void cuda_conv_plans_free(cuda_impl_t *im);
 
 /* cuda_gemm.cu */

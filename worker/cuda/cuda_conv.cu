@@ -17,8 +17,10 @@
  * converted, in one tiled-transpose kernel each, to channels-last in the
  * compute type, which is what the tensor-core kernels of cuDNN want; the
  * output comes back to NCHW float32 in one kernel that also adds the bias
- * and drops the cropped row and column.  Weights stay float32 masters;
- * their bf16 copies live only in the workspace.
+ * and drops the cropped row and column.  The converted input is kept in
+ * the node's saved state for the weight gradient, so backward converts
+ * only the output gradient.  Weights stay float32 masters; their bf16
+ * copies live only in the workspace.
  *
  * "Same" padding: cuDNN pads node->pad on both sides; when node->crop is
  * set the full output is one row and column larger than the node's, so it
@@ -221,13 +223,21 @@ void cuda_conv_plans_free(cuda_impl_t *im)
     im->n_plans = im->cap_plans = 0;
 }
 
-/* Pick the first (fastest) successful result that fits the bound. */
+/*
+ * Pick the first (fastest) successful result that fits the bound and
+ * keeps the precision asked for: never a conversion of float32 operands
+ * to half precision, and in strict mode no tensor-core (TF32) kernel.
+ */
 template <typename P>
-static int s_pick(const P *perf, int n, size_t limit)
+static int s_pick(const P *perf, int n, size_t limit, bool strict)
 {
-    for (int i = 0; i < n; i++)
-        if (perf[i].status == CUDNN_STATUS_SUCCESS && perf[i].memory <= limit)
-            return i;
+    for (int i = 0; i < n; i++) {
+        cudnnMathType_t m = perf[i].mathType;
+        if (perf[i].status != CUDNN_STATUS_SUCCESS || perf[i].memory > limit ||
+            m == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION || (strict && m == CUDNN_TENSOR_OP_MATH))
+            continue;
+        return i;
+    }
     return -1;
 }
 
@@ -240,16 +250,16 @@ static int s_choose_algos(backend_t *be, const net_node_t *node, cuda_conv_plan_
     cudnnConvolutionBwdDataAlgoPerf_t dp[16];
     cudnnConvolutionBwdFilterAlgoPerf_t wp[16];
     int nf = 0, nd = 0, nw = 0, i;
-    bool timed = !im->capturing;
+    bool timed = !im->capturing, strict = p->key.strict;
 
     if (timed && (cudnnFindConvolutionForwardAlgorithm(h, p->xd, p->wd, p->cd, p->yd, 16, &nf,
                                                        fp) != CUDNN_STATUS_SUCCESS ||
-                  s_pick(fp, nf, lim) < 0))
+                  s_pick(fp, nf, lim, strict) < 0))
         nf = 0;
     if (nf == 0)
         DNN_TRY(cudnnGetConvolutionForwardAlgorithm_v7(h, p->xd, p->wd, p->cd, p->yd, 16, &nf,
                                                        fp));
-    if ((i = s_pick(fp, nf, lim)) < 0)
+    if ((i = s_pick(fp, nf, lim, strict)) < 0)
         return cuda_failf(be, node, -ENOTSUP, "cuDNN has no forward algorithm for this shape");
     p->fwd = fp[i].algo;
     p->fwd_math = fp[i].mathType;
@@ -257,12 +267,12 @@ static int s_choose_algos(backend_t *be, const net_node_t *node, cuda_conv_plan_
 
     if (timed && (cudnnFindConvolutionBackwardDataAlgorithm(h, p->wd, p->yd, p->cd, p->xd, 16,
                                                             &nd, dp) != CUDNN_STATUS_SUCCESS ||
-                  s_pick(dp, nd, lim) < 0))
+                  s_pick(dp, nd, lim, strict) < 0))
         nd = 0;
     if (nd == 0)
         DNN_TRY(cudnnGetConvolutionBackwardDataAlgorithm_v7(h, p->wd, p->yd, p->cd, p->xd, 16,
                                                             &nd, dp));
-    if ((i = s_pick(dp, nd, lim)) < 0)
+    if ((i = s_pick(dp, nd, lim, strict)) < 0)
         return cuda_failf(be, node, -ENOTSUP,
                           "cuDNN has no backward-data algorithm for this shape");
     p->bwd_data = dp[i].algo;
@@ -272,12 +282,12 @@ static int s_choose_algos(backend_t *be, const net_node_t *node, cuda_conv_plan_
     if (timed && (cudnnFindConvolutionBackwardFilterAlgorithm(h, p->xd, p->yd, p->cd, p->wd, 16,
                                                               &nw, wp) !=
                       CUDNN_STATUS_SUCCESS ||
-                  s_pick(wp, nw, lim) < 0))
+                  s_pick(wp, nw, lim, strict) < 0))
         nw = 0;
     if (nw == 0)
         DNN_TRY(cudnnGetConvolutionBackwardFilterAlgorithm_v7(h, p->xd, p->yd, p->cd, p->wd, 16,
                                                               &nw, wp));
-    if ((i = s_pick(wp, nw, lim)) < 0)
+    if ((i = s_pick(wp, nw, lim, strict)) < 0)
         return cuda_failf(be, node, -ENOTSUP,
                           "cuDNN has no backward-filter algorithm for this shape");
     p->bwd_filter = wp[i].algo;
@@ -382,6 +392,16 @@ static void s_sizes(backend_t *be, const net_node_t *node, const cuda_conv_plan_
     s->bias_part = cuda_align(cuda_red_partials(bias_plan, 1) * sizeof(float));
 }
 
+/* Channels-last modes keep forward's converted input for backward. */
+size_t cuda_conv_saved(backend_t *be, const net_t *net, const net_node_t *node)
+{
+    const graph_shape_t *xs = cuda_in_shape_n(net, node, 0);
+    int mode = s_mode(be);
+    if (mode == CONV_NCHW_F32 || xs->ndim != 4)
+        return 0;
+    return (size_t)cuda_numel(xs) * s_elem(mode);
+}
+
 size_t cuda_conv_workspace(backend_t *be, const net_t *net, const net_node_t *node)
 {
     cuda_conv_plan_t *p;
@@ -410,10 +430,11 @@ static int s_forward_nhwc(backend_t *be, const backend_op_t *op, cuda_conv_plan_
     cudaStream_t st = cuda_impl(be)->stream;
     const float one = 1.0f, zero = 0.0f;
     int cg = k->c / k->groups, rs = k->r * k->r;
-    T *xt, *wt, *yt;
+    T *xt = (T *)op->saved, *wt, *yt;
     void *algo_ws = NULL;
 
-    WS_TAKE(xt, *ws, s->x);
+    if (!xt)
+        WS_TAKE(xt, *ws, s->x);
     WS_TAKE(wt, *ws, s->w);
     WS_TAKE(yt, *ws, s->y);
     if (p->fwd_ws)
@@ -527,10 +548,13 @@ static int s_backward_nhwc(backend_t *be, const backend_op_t *op, cuda_conv_plan
         LAUNCH_TRY("Conv2d layout");
     }
     if (want_dw) {
-        WS_TAKE(xt, *ws, s->x);
         WS_TAKE(dwt, *ws, s->w);
-        s_to_nhwc_kernel<T><<<gx, b, 0, st>>>(op->x[0], xt, k->c, k->h, k->w, k->h, k->w);
-        LAUNCH_TRY("Conv2d layout");
+        xt = (T *)op->saved;          /* forward's copy, when kept */
+        if (!xt) {
+            WS_TAKE(xt, *ws, s->x);
+            s_to_nhwc_kernel<T><<<gx, b, 0, st>>>(op->x[0], xt, k->c, k->h, k->w, k->h, k->w);
+            LAUNCH_TRY("Conv2d layout");
+        }
         DNN_TRY(cudnnSetConvolutionMathType(p->cd, p->filter_math));
         DNN_TRY(cudnnConvolutionBackwardFilter(h, &one, p->xd, xt, p->yd, dyt, p->cd,
                                                p->bwd_filter, algo_ws, p->filter_ws, &zero,
