@@ -322,6 +322,7 @@ static s_op_entry_t s_entry(graph_op_t op)
         e = {cuda_repeat_forward, cuda_repeat_backward, NULL, NULL};
         break;
     case GRAPH_OP_RESHAPE:
+    case GRAPH_OP_OUTPUT:     /* a block's output, if ever run: identity */
         e = {cuda_reshape_forward, cuda_reshape_backward, NULL, NULL};
         break;
     case GRAPH_OP_DROPPATH:

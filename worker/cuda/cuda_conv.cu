@@ -226,19 +226,32 @@ void cuda_conv_plans_free(cuda_impl_t *im)
 /*
  * Pick the first (fastest) successful result that fits the bound and
  * keeps the precision asked for: never a conversion of float32 operands
- * to half precision, and in strict mode no tensor-core (TF32) kernel.
+ * to half precision, nor a tensor-core kernel in strict mode.  cudnnFind*
+ * also tries CUDNN_DEFAULT_MATH, which allows TF32 on Ampere and later,
+ * and reports algorithms without tensor-core kernels under that math
+ * type; so strict mode prefers results found under CUDNN_FMA_MATH, else
+ * takes a default-math one, and always runs with CUDNN_FMA_MATH set
+ * (s_math).
  */
 template <typename P>
 static int s_pick(const P *perf, int n, size_t limit, bool strict)
 {
-    for (int i = 0; i < n; i++) {
-        cudnnMathType_t m = perf[i].mathType;
-        if (perf[i].status != CUDNN_STATUS_SUCCESS || perf[i].memory > limit ||
-            m == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION || (strict && m == CUDNN_TENSOR_OP_MATH))
-            continue;
-        return i;
-    }
+    for (int pass = strict ? 0 : 1; pass < 2; pass++)
+        for (int i = 0; i < n; i++) {
+            cudnnMathType_t m = perf[i].mathType;
+            if (perf[i].status != CUDNN_STATUS_SUCCESS || perf[i].memory > limit ||
+                m == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION ||
+                (strict && m == CUDNN_TENSOR_OP_MATH) || (pass == 0 && m != CUDNN_FMA_MATH))
+                continue;
+            return i;
+        }
     return -1;
+}
+
+/* The math type to run a picked result with. */
+static cudnnMathType_t s_math(cudnnMathType_t found, bool strict)
+{
+    return strict ? CUDNN_FMA_MATH : found;
 }
 
 static int s_choose_algos(backend_t *be, const net_node_t *node, cuda_conv_plan_t *p)
@@ -262,7 +275,7 @@ static int s_choose_algos(backend_t *be, const net_node_t *node, cuda_conv_plan_
     if ((i = s_pick(fp, nf, lim, strict)) < 0)
         return cuda_failf(be, node, -ENOTSUP, "cuDNN has no forward algorithm for this shape");
     p->fwd = fp[i].algo;
-    p->fwd_math = fp[i].mathType;
+    p->fwd_math = s_math(fp[i].mathType, strict);
     p->fwd_ws = fp[i].memory;
 
     if (timed && (cudnnFindConvolutionBackwardDataAlgorithm(h, p->wd, p->yd, p->cd, p->xd, 16,
@@ -276,7 +289,7 @@ static int s_choose_algos(backend_t *be, const net_node_t *node, cuda_conv_plan_
         return cuda_failf(be, node, -ENOTSUP,
                           "cuDNN has no backward-data algorithm for this shape");
     p->bwd_data = dp[i].algo;
-    p->data_math = dp[i].mathType;
+    p->data_math = s_math(dp[i].mathType, strict);
     p->data_ws = dp[i].memory;
 
     if (timed && (cudnnFindConvolutionBackwardFilterAlgorithm(h, p->xd, p->yd, p->cd, p->wd, 16,
@@ -291,7 +304,7 @@ static int s_choose_algos(backend_t *be, const net_node_t *node, cuda_conv_plan_
         return cuda_failf(be, node, -ENOTSUP,
                           "cuDNN has no backward-filter algorithm for this shape");
     p->bwd_filter = wp[i].algo;
-    p->filter_math = wp[i].mathType;
+    p->filter_math = s_math(wp[i].mathType, strict);
     p->filter_ws = wp[i].memory;
     return 0;
 }

@@ -6,7 +6,7 @@
  *
  * Broadcasting follows NumPy: shapes are aligned on the right and a size-1
  * dimension repeats.  Before launching, dimensions that every operand walks
- * contiguously are merged (a (B,C,1,1) gate times (B,C,H,W) becomes
+ * contiguously are merged (cuda_plan.h) (a (B,C,1,1) gate times (B,C,H,W) becomes
  * (B*C, H*W) with strides (1, 0) for the gate), so a kernel decomposes an
  * index over two or three dimensions, not six.  The gradient of an operand
  * that was broadcast is the output gradient summed over the broadcast
@@ -19,12 +19,11 @@
 #include "cuda_reduce.cuh"
 #include "rng.h"
 
-#define BC_MAX_IN 16
+#define BC_MAX_IN CUDA_PLAN_MAX_IN
 
+/* The collapsed dimensions and the operands' pointers. */
 typedef struct s_bcast {
-    int ndim, nin;
-    int size[CUDA_MAX_DIMS];
-    int stride[BC_MAX_IN][CUDA_MAX_DIMS];
+    cuda_bcast_t d;
     const float *x[BC_MAX_IN];
 } s_bcast_t;
 
@@ -74,49 +73,20 @@ int cuda_copy_or_add(backend_t *be, const net_node_t *node, float *dst, const fl
 
 /* ------------------------------------------------------ broadcast Add/Mul */
 
-/*
- * Fill b for the output shape out and the operand shapes in[0..nin),
- * merging dimensions that all operands walk alike.
- */
+/* Fill b for the output shape out and the operand shapes in[0..nin). */
 static void s_bcast_make(s_bcast_t *b, const graph_shape_t *out, const graph_shape_t *const *in,
                          const float *const *x, int nin)
 {
-    int r = out->ndim;
-    int size[CUDA_MAX_DIMS], stride[BC_MAX_IN][CUDA_MAX_DIMS];
-
-    for (int i = 0; i < nin; i++) {
-        int off = r - in[i]->ndim, s = 1;
-        for (int d = r - 1; d >= 0; d--) {
-            int64_t n = d >= off ? in[i]->d[d - off] : 1;
-            stride[i][d] = (n == 1) ? 0 : s;
-            s *= (int)n;
-        }
-    }
-    for (int d = 0; d < r; d++)
-        size[d] = (int)out->d[d];
+    const int64_t *dims[BC_MAX_IN];
+    int nd[BC_MAX_IN];
 
     memset(b, 0, sizeof(*b));
-    b->nin = nin;
-    for (int i = 0; i < nin; i++)
+    for (int i = 0; i < nin; i++) {
+        dims[i] = in[i]->d;
+        nd[i] = in[i]->ndim;
         b->x[i] = x[i];
-    for (int d = 0; d < r; d++) {
-        if (size[d] == 1)
-            continue;
-        int g = b->ndim - 1;
-        bool merge = g >= 0;
-        for (int i = 0; merge && i < nin; i++)
-            merge = b->stride[i][g] == stride[i][d] * size[d];
-        if (merge) {
-            b->size[g] *= size[d];
-            for (int i = 0; i < nin; i++)
-                b->stride[i][g] = stride[i][d];
-        } else {
-            g = b->ndim++;
-            b->size[g] = size[d];
-            for (int i = 0; i < nin; i++)
-                b->stride[i][g] = stride[i][d];
-        }
     }
+    cuda_bcast_make(&b->d, out->ndim, out->d, nin, dims, nd);
 }
 
 /* y = combine(x_0, ..., x_{nin-1}) (+ y when acc); Mul: product, Add: sum. */
@@ -131,19 +101,20 @@ __global__ void s_bcast_kernel(s_bcast_t b, int n, float *y, bool acc)
 #pragma unroll
     for (int i = 0; i < BC_MAX_IN; i++)
         off[i] = 0;
+    /* cuda_bcast_offset() for every operand, one decomposition for all */
     int t = o;
-    for (int d = b.ndim - 1; d >= 0; d--) {
-        int c = t % b.size[d];
-        t /= b.size[d];
+    for (int d = b.d.ndim - 1; d >= 0; d--) {
+        int c = t % b.d.size[d];
+        t /= b.d.size[d];
 #pragma unroll
         for (int i = 0; i < BC_MAX_IN; i++)
-            if (i < b.nin)
-                off[i] += c * b.stride[i][d];
+            if (i < b.d.nin)
+                off[i] += c * b.d.stride[i][d];
     }
     float v = b.x[0][off[0]];
 #pragma unroll
     for (int i = 1; i < BC_MAX_IN; i++)
-        if (i < b.nin)
+        if (i < b.d.nin)
             v = MUL ? v * b.x[i][off[i]] : v + b.x[i][off[i]];
     y[o] = acc ? y[o] + v : v;
 }
@@ -156,7 +127,7 @@ __global__ void s_flat_kernel(s_bcast_t b, int n, float *y, bool acc)
     if (o >= n)
         return;
     float v = b.x[0][o];
-    for (int i = 1; i < b.nin; i++)
+    for (int i = 1; i < b.d.nin; i++)
         v = MUL ? v * b.x[i][o] : v + b.x[i][o];
     y[o] = acc ? y[o] + v : v;
 }

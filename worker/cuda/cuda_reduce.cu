@@ -1,6 +1,6 @@
 /*
- * cuda_reduce.cu - planning for the reduction engine (cuda_reduce.cuh) and
- * the block format's mean, max and sum operations on the GPU.
+ * cuda_reduce.cu - the block format's mean, max and sum operations on the
+ * GPU, on the reduction engine of cuda_reduce.cuh.
  *
  * mean/max/sum reduce any set of dimensions keeping each with size 1, so
  * the output has the input's rank; the kept elements are numbered in the
@@ -10,87 +10,6 @@
  * the maximum, shared evenly among ties (torch.amax's rule).
  */
 #include "cuda_reduce.cuh"
-
-void cuda_red_plan_make(cuda_red_plan_t *p, int ndim, const int64_t *shape, uint32_t red_mask,
-                        int sm_count)
-{
-    int gsize[CUDA_MAX_DIMS], gred[CUDA_MAX_DIMS], ng = 0;
-
-    memset(p, 0, sizeof(*p));
-    for (int d = 0; d < ndim; d++) {
-        int red = (red_mask >> d) & 1;
-        if (shape[d] == 1)
-            continue;
-        if (ng > 0 && gred[ng - 1] == red) {
-            gsize[ng - 1] *= (int)shape[d];
-        } else {
-            gsize[ng] = (int)shape[d];
-            gred[ng] = red;
-            ng++;
-        }
-    }
-
-    /* Strides of the collapsed groups of a contiguous tensor. */
-    int gstride[CUDA_MAX_DIMS], s = 1;
-    for (int g = ng - 1; g >= 0; g--) {
-        gstride[g] = s;
-        s *= gsize[g];
-    }
-    p->out_n = 1;
-    p->red_n = 1;
-    for (int g = 0; g < ng; g++) {
-        if (gred[g]) {
-            p->rsize[p->nr] = gsize[g];
-            p->rstride[p->nr++] = gstride[g];
-            p->red_n *= gsize[g];
-        } else {
-            p->ksize[p->nk] = gsize[g];
-            p->kstride[p->nk++] = gstride[g];
-            p->out_n *= gsize[g];
-        }
-    }
-
-    /* (A, K, R): at most one kept group, reduced groups only around it. */
-    int first = 0, last = ng;
-    p->A = p->K = p->R = 1;
-    if (ng > 0 && gred[ng - 1])
-        p->R = gsize[--last];     /* a lone reduced group goes here: rows */
-    if (last > first && gred[first])
-        p->A = gsize[first++];
-    if (last - first > 1 || (last - first == 1 && gred[first]))
-        return;                       /* general form */
-    if (last - first == 1)
-        p->K = gsize[first];
-    p->akr = true;
-
-    /* Slices: about four blocks per multiprocessor in all. */
-    int target = 4 * (sm_count > 0 ? sm_count : 1);
-    if (p->R >= 32) {
-        int e = p->A * p->R;
-        int splits = (target + p->K - 1) / p->K;
-        int max_splits = (e + 2047) / 2048;
-        if (splits > max_splits)
-            splits = max_splits;
-        if (splits < 1)
-            splits = 1;
-        p->chunk = (e + splits - 1) / splits;
-        p->splits = (e + p->chunk - 1) / p->chunk;
-    } else {
-        int kb = (p->K + 31) / 32;
-        int splits = (target + kb - 1) / kb;
-        int rows_per = 64 / p->R > 8 ? 64 / p->R : 8;
-        int max_splits = (p->A + rows_per - 1) / rows_per;
-        p->col = true;
-        if (splits > max_splits)
-            splits = max_splits;
-        if (splits < 1)
-            splits = 1;
-        p->chunk = (p->A + splits - 1) / splits;
-        p->splits = (p->A + p->chunk - 1) / p->chunk;
-    }
-    if (p->splits < 1)
-        p->splits = 1;
-}
 
 int cuda_sum_into(backend_t *be, const net_node_t *node, const cuda_red_plan_t *plan,
                   const float *x, float *out, float scale, bool accumulate, float *partials)

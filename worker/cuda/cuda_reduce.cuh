@@ -5,8 +5,8 @@
  * the gradients of broadcast Add and Mul.
  *
  * A reduction of a contiguous tensor over a set of its dimensions is first
- * collapsed: size-1 dimensions dropped, neighbours of the same kind
- * (reduced or kept) merged.  Almost every case then has the form
+ * collapsed (cuda_plan.h): size-1 dimensions dropped, neighbours of the
+ * same kind (reduced or kept) merged.  Almost every case then has the form
  * (A, K, R): reduce over A and R, keep K (per-channel statistics of NCHW
  * are (N, C, H*W); a bias gradient of Linear is (M, N, 1); a mean over
  * the last dimension is (1, rows, D)).  That form runs as two kernels: the
@@ -27,34 +27,7 @@
 #include <math.h>
 
 #include "cuda_common.cuh"
-
-typedef struct cuda_red_plan {
-    bool akr;                 /* the (A, K, R) form */
-    bool col;                 /* R < 32: threads run along K */
-    int A, K, R;
-    int splits;               /* partial slices per kept element */
-    int chunk;                /* flattened A*R elements (rows) or a's (col) per slice */
-    /* general form */
-    int out_n, red_n;
-    int nk, nr;
-    int ksize[CUDA_MAX_DIMS], kstride[CUDA_MAX_DIMS];
-    int rsize[CUDA_MAX_DIMS], rstride[CUDA_MAX_DIMS];
-} cuda_red_plan_t;
-
-/*
- * Plan the reduction of a contiguous tensor of the given shape over the
- * dimensions whose bit is set in red_mask, for a GPU with sm_count
- * multiprocessors.  The kept elements are numbered row-major over the kept
- * dimensions (the keepdim output's order).
- */
-void cuda_red_plan_make(cuda_red_plan_t *p, int ndim, const int64_t *shape, uint32_t red_mask,
-                        int sm_count);
-
-/* Floats of workspace the plan's partials need for NV values. */
-static inline size_t cuda_red_partials(const cuda_red_plan_t *p, int nv)
-{
-    return p->akr ? (size_t)p->splits * p->K * nv : 0;
-}
+#include "cuda_plan.h"
 
 struct cuda_sum_op {
     static __device__ __forceinline__ float init() { return 0.0f; }
@@ -98,11 +71,11 @@ __device__ __forceinline__ void cuda_block_reduce(float (&v)[NV])
 
 /* (A, K, R) with R >= 32: block (k, slice) over flattened (a, r). */
 template <int NV, class Op, class Load>
-__global__ void cuda_red_rows_kernel(Load ld, int A, int K, int R, int chunk, float *part)
+__global__ void cuda_red_rows_kernel(Load ld, cuda_red_plan_t p, float *part)
 {
-    int k = blockIdx.x, s = blockIdx.y;
-    int e = A * R;
-    int j0 = s * chunk, j1 = min(e, j0 + chunk);
+    int k = blockIdx.x, s = blockIdx.y, R = p.R, K = p.K;
+    int e = p.A * R;
+    int j0 = s * p.chunk, j1 = min(e, j0 + p.chunk);
     float acc[NV];
 
 #pragma unroll
@@ -111,7 +84,7 @@ __global__ void cuda_red_rows_kernel(Load ld, int A, int K, int R, int chunk, fl
     for (int j = j0 + threadIdx.x; j < j1; j += blockDim.x) {
         int a = j / R, r = j - a * R;
         float v[NV];
-        ld((a * K + k) * R + r, k, v);
+        ld(cuda_red_akr_offset(&p, a, k, r), k, v);
 #pragma unroll
         for (int i = 0; i < NV; i++)
             acc[i] = Op::apply(acc[i], v[i]);
@@ -125,11 +98,11 @@ __global__ void cuda_red_rows_kernel(Load ld, int A, int K, int R, int chunk, fl
 
 /* (A, K, R) with R < 32: a 32x8 block runs along 32 consecutive k. */
 template <int NV, class Op, class Load>
-__global__ void cuda_red_cols_kernel(Load ld, int A, int K, int R, int chunk, float *part)
+__global__ void cuda_red_cols_kernel(Load ld, cuda_red_plan_t p, float *part)
 {
     __shared__ float sh[NV][8][33];
-    int k = blockIdx.x * 32 + threadIdx.x, s = blockIdx.y;
-    int a0 = s * chunk, a1 = min(A, a0 + chunk);
+    int k = blockIdx.x * 32 + threadIdx.x, s = blockIdx.y, K = p.K;
+    int a0 = s * p.chunk, a1 = min(p.A, a0 + p.chunk);
     float acc[NV];
 
 #pragma unroll
@@ -137,9 +110,9 @@ __global__ void cuda_red_cols_kernel(Load ld, int A, int K, int R, int chunk, fl
         acc[i] = Op::init();
     if (k < K)
         for (int a = a0 + threadIdx.y; a < a1; a += 8)
-            for (int r = 0; r < R; r++) {
+            for (int r = 0; r < p.R; r++) {
                 float v[NV];
-                ld((a * K + k) * R + r, k, v);
+                ld(cuda_red_akr_offset(&p, a, k, r), k, v);
 #pragma unroll
                 for (int i = 0; i < NV; i++)
                     acc[i] = Op::apply(acc[i], v[i]);
@@ -183,25 +156,14 @@ __global__ void cuda_red_general_kernel(Load ld, Epi epi, cuda_red_plan_t p)
     int o = blockIdx.x * blockDim.x + threadIdx.x;
     if (o >= p.out_n)
         return;
-    int base = 0, t = o;
-    for (int d = p.nk - 1; d >= 0; d--) {
-        int c = t % p.ksize[d];
-        t /= p.ksize[d];
-        base += c * p.kstride[d];
-    }
+    int base = cuda_red_base(&p, o);
     float acc[NV];
 #pragma unroll
     for (int i = 0; i < NV; i++)
         acc[i] = Op::init();
     for (int j = 0; j < p.red_n; j++) {
-        int off = base, u = j;
-        for (int d = p.nr - 1; d >= 0; d--) {
-            int c = u % p.rsize[d];
-            u /= p.rsize[d];
-            off += c * p.rstride[d];
-        }
         float v[NV];
-        ld(off, o, v);
+        ld(base + cuda_red_step(&p, j), o, v);
 #pragma unroll
         for (int i = 0; i < NV; i++)
             acc[i] = Op::apply(acc[i], v[i]);
@@ -227,12 +189,10 @@ int cuda_red_run(backend_t *be, const net_node_t *node, const cuda_red_plan_t *p
     }
     if (p->col) {
         dim3 grid((unsigned)((p->K + 31) / 32), (unsigned)p->splits), block(32, 8);
-        cuda_red_cols_kernel<NV, Op, Load>
-            <<<grid, block, 0, st>>>(ld, p->A, p->K, p->R, p->chunk, partials);
+        cuda_red_cols_kernel<NV, Op, Load><<<grid, block, 0, st>>>(ld, *p, partials);
     } else {
         dim3 grid((unsigned)p->K, (unsigned)p->splits);
-        cuda_red_rows_kernel<NV, Op, Load>
-            <<<grid, CUDA_THREADS, 0, st>>>(ld, p->A, p->K, p->R, p->chunk, partials);
+        cuda_red_rows_kernel<NV, Op, Load><<<grid, CUDA_THREADS, 0, st>>>(ld, *p, partials);
     }
     LAUNCH_TRY("reduce");
     cuda_red_final_kernel<NV, Op, Epi>
