@@ -4,7 +4,9 @@
  * the (A, K, R) form and walked slice by slice as the kernels walk them
  * must give the sums of a plain reduction, over thousands of random shapes
  * and dimension sets; broadcast operands collapsed must address the same
- * elements as NumPy's rule applied dimension by dimension.
+ * elements as NumPy's rule applied dimension by dimension; multiply's batch
+ * maps must follow torch.matmul's broadcasting; and the range of pooling
+ * windows gathered for an input element must hold every window covering it.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -268,6 +270,140 @@ static void test_broadcast_gate(void **state)
     assert_int_equal(b.stride[0][1], 1);
 }
 
+static void test_matmul_maps(void **state)
+{
+    (void)state;
+    for (int t = 0; t < 3000; t++) {
+        int bd = s_pick(5), ba = s_pick(bd + 1), bb = s_pick(bd + 1);
+        int64_t bshape[4], sa[6], sb[6];
+        int n = 1 + s_pick(4), k = 1 + s_pick(4), m = 1 + s_pick(4);
+        int ra, rb;
+        cuda_mm_plan_t g;
+
+        if (s_pick(2))
+            ba = bd;
+        else
+            bb = bd;
+        for (int d = 0; d < bd; d++)
+            bshape[d] = 1 + s_pick(3);
+        for (int d = 0; d < ba; d++)
+            sa[d] = s_pick(3) ? bshape[bd - ba + d] : 1;
+        for (int d = 0; d < bb; d++)
+            sb[d] = s_pick(3) ? bshape[bd - bb + d] : 1;
+        /* the output batch is the broadcast of the two */
+        for (int d = 0; d < bd; d++) {
+            int64_t x = d >= bd - ba ? sa[d - (bd - ba)] : 1;
+            int64_t y = d >= bd - bb ? sb[d - (bd - bb)] : 1;
+            bshape[d] = x > y ? x : y;
+        }
+        ra = ba + 2;
+        sa[ba] = n;
+        sa[ba + 1] = k;
+        rb = bb + 2;
+        sb[bb] = k;
+        sb[bb + 1] = m;
+        if (ba == 0 && s_pick(4) == 0) {     /* a vector: (k) */
+            ra = 1;
+            sa[0] = k;
+            n = 1;
+        }
+        if (bb == 0 && s_pick(4) == 0) {     /* b vector: (k) */
+            rb = 1;
+            sb[0] = k;
+            m = 1;
+        }
+        assert_true(cuda_mm_plan_make(&g, ra, sa, rb, sb));
+        assert_int_equal(g.n, n);
+        assert_int_equal(g.k, k);
+        assert_int_equal(g.m, m);
+        int64_t nb = s_numel(bd, bshape);
+        assert_int_equal(g.nb, nb);
+        for (int64_t i = 0; i < nb; i++) {
+            int64_t u = i, oa = 0, ob = 0, sta = 1, stb = 1;
+            for (int d = bd - 1; d >= 0; d--) {
+                int64_t c = u % bshape[d];
+                u /= bshape[d];
+                if (d >= bd - ba) {
+                    int64_t sz = sa[d - (bd - ba)];
+                    oa += (sz == 1 ? 0 : c) * sta;
+                    sta *= sz;
+                }
+                if (d >= bd - bb) {
+                    int64_t sz = sb[d - (bd - bb)];
+                    ob += (sz == 1 ? 0 : c) * stb;
+                    stb *= sz;
+                }
+            }
+            assert_int_equal(cuda_bmap_offset(&g.amap, (int)i), oa * n * k);
+            assert_int_equal(cuda_bmap_offset(&g.bmap, (int)i), ob * k * m);
+            assert_int_equal(cuda_bmap_offset(&g.cmap, (int)i), i * n * m);
+            cuda_bmap_t full = cuda_bmap_full(&g, n * k);
+            assert_int_equal(cuda_bmap_offset(&full, (int)i), i * n * k);
+        }
+        /* a single stride, when claimed, is right */
+        const cuda_bmap_t *maps[2] = {&g.amap, &g.bmap};
+        int el[2] = {n * k, k * m};
+        for (int o = 0; o < 2; o++) {
+            int64_t st = cuda_bmap_uniform(maps[o], el[o]);
+            if (st < 0)
+                continue;
+            for (int64_t i = 0; i < nb; i++)
+                assert_int_equal(cuda_bmap_offset(maps[o], (int)i), i * st);
+        }
+        /* the gradient of a broadcast operand sums its repeated dims */
+        for (int d = 0; d < bd; d++) {
+            int64_t x = d >= bd - ba ? sa[d - (bd - ba)] : 1;
+            int64_t y = d >= bd - bb ? sb[d - (bd - bb)] : 1;
+            assert_int_equal((g.a_red >> d) & 1, x == 1 && bshape[d] > 1);
+            assert_int_equal((g.b_red >> d) & 1, y == 1 && bshape[d] > 1);
+        }
+    }
+}
+
+static void s_check_cover(const cuda_pool_t *g, int n_in, int n_out)
+{
+    for (int h = 0; h < n_in; h++) {
+        int lo, hi;
+        cuda_pool_cover(g, h, n_in, n_out, &lo, &hi);
+        for (int i = 0; i < n_out; i++) {
+            int a, b;
+            cuda_pool_window(g, i, n_in, n_out, &a, &b);
+            if (a <= h && h < b)
+                assert_true(lo <= i && i <= hi);
+        }
+    }
+}
+
+static void test_pool_windows(void **state)
+{
+    (void)state;
+    for (int t = 0; t < 5000; t++) {
+        int n_in = 1 + s_pick(12);
+        cuda_pool_t g = {0};
+        if (s_pick(2)) {
+            /* the block format's "same" padding */
+            g.k = 1 + s_pick(5);
+            g.s = 1 + s_pick(3);
+            g.p = g.k > g.s ? (g.k - g.s + 1) / 2 : 0;
+            int full = (n_in + 2 * g.p - g.k) / g.s + 1;
+            int crop = g.k % 2 == 0 && 2 * g.p == g.k;
+            int n_out = full - crop;
+            if (n_in + 2 * g.p < g.k || n_out < 1)
+                continue;
+            s_check_cover(&g, n_in, n_out);
+        } else {
+            int n_out = 1 + s_pick(n_in + 3);
+            s_check_cover(&g, n_in, n_out);
+            /* PyTorch's adaptive windows cover the whole input */
+            int lo, hi;
+            cuda_pool_window(&g, 0, n_in, n_out, &lo, &hi);
+            assert_int_equal(lo, 0);
+            cuda_pool_window(&g, n_out - 1, n_in, n_out, &lo, &hi);
+            assert_int_equal(hi, n_in);
+        }
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -275,6 +411,8 @@ int main(void)
         cmocka_unit_test(test_reduce_random),
         cmocka_unit_test(test_broadcast_random),
         cmocka_unit_test(test_broadcast_gate),
+        cmocka_unit_test(test_matmul_maps),
+        cmocka_unit_test(test_pool_windows),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -17,7 +17,7 @@
  */
 #include "cuda_reduce.cuh"
 
-#define GEMM_MAX_BATCH_DIMS 4
+#define GEMM_MAX_BATCH_DIMS CUDA_PLAN_MM_BATCH
 
 static cublasComputeType_t s_compute(backend_t *be)
 {
@@ -120,87 +120,14 @@ int cuda_linear_backward(backend_t *be, const backend_op_t *op)
 
 /* ---------------------------------------------------------------- multiply */
 
-/* Batch offsets (in floats) of one operand for each output batch index. */
-typedef struct s_bmap {
-    int ndim;
-    int size[GEMM_MAX_BATCH_DIMS];     /* the output's batch shape */
-    int stride[GEMM_MAX_BATCH_DIMS];   /* this operand's; 0 when broadcast */
-} s_bmap_t;
-
-typedef struct s_mm {
-    int n, k, m;              /* A (n x k) . B (k x m) = C (n x m) per batch */
-    int nb;                   /* output batch count */
-    int bdims;
-    int64_t bshape[GEMM_MAX_BATCH_DIMS];
-    s_bmap_t amap, bmap, cmap;
-    bool a_bcast, b_bcast;    /* some batch dim of the operand is broadcast */
-    uint32_t a_red, b_red;    /* batch dims to sum a gradient over */
-} s_mm_t;
+typedef cuda_bmap_t s_bmap_t;
+typedef cuda_mm_plan_t s_mm_t;
 
 static bool s_mm_geom(const net_t *net, const net_node_t *node, s_mm_t *g)
 {
     const graph_shape_t *sa = cuda_in_shape_n(net, node, 0);
     const graph_shape_t *sb = cuda_in_shape_n(net, node, 1);
-    int ra = sa->ndim, rb = sb->ndim;
-    int ba = ra > 2 ? ra - 2 : 0, bb = rb > 2 ? rb - 2 : 0;
-
-    memset(g, 0, sizeof(*g));
-    g->n = ra >= 2 ? (int)sa->d[ra - 2] : 1;
-    g->k = (int)sa->d[ra - 1];
-    g->m = rb >= 2 ? (int)sb->d[rb - 1] : 1;
-    g->bdims = ba > bb ? ba : bb;
-    if (g->bdims > GEMM_MAX_BATCH_DIMS)
-        return false;
-    g->nb = 1;
-    for (int d = 0; d < g->bdims; d++) {
-        int64_t x = d - (g->bdims - ba) >= 0 ? sa->d[d - (g->bdims - ba)] : 1;
-        int64_t y = d - (g->bdims - bb) >= 0 ? sb->d[d - (g->bdims - bb)] : 1;
-        g->bshape[d] = x > y ? x : y;
-        g->nb *= (int)g->bshape[d];
-    }
-
-    /* Operand strides over the output batch. */
-    s_bmap_t *maps[3] = {&g->amap, &g->bmap, &g->cmap};
-    int nbat[3] = {ba, bb, g->bdims};
-    const graph_shape_t *shp[3] = {sa, sb, NULL};
-    int elems[3] = {g->n * g->k, g->k * g->m, g->n * g->m};
-    for (int o = 0; o < 3; o++) {
-        s_bmap_t *mp = maps[o];
-        int s = elems[o];
-        mp->ndim = g->bdims;
-        for (int d = g->bdims - 1; d >= 0; d--) {
-            int od = d - (g->bdims - nbat[o]);
-            int64_t size = shp[o] ? (od >= 0 ? shp[o]->d[od] : 1) : g->bshape[d];
-            mp->size[d] = (int)g->bshape[d];
-            mp->stride[d] = size == 1 ? 0 : s;
-            s *= (int)size;
-            if (size == 1 && g->bshape[d] > 1) {
-                if (o == 0) {
-                    g->a_bcast = true;
-                    g->a_red |= 1u << d;
-                } else if (o == 1) {
-                    g->b_bcast = true;
-                    g->b_red |= 1u << d;
-                }
-            }
-        }
-    }
-    return true;
-}
-
-/* One stride for the whole batch, or -1 when the map needs pointers. */
-static int64_t s_uniform_stride(const s_bmap_t *mp, int elems)
-{
-    bool zero = true, whole = true;
-    int64_t s = elems;
-    for (int d = mp->ndim - 1; d >= 0; d--) {
-        if (mp->size[d] == 1)
-            continue;
-        zero = zero && mp->stride[d] == 0;
-        whole = whole && mp->stride[d] == s;
-        s *= mp->size[d];
-    }
-    return zero ? 0 : whole ? elems : -1;
+    return cuda_mm_plan_make(g, sa->ndim, sa->d, sb->ndim, sb->d);
 }
 
 __global__ void s_ptrs_kernel(int nb, s_bmap_t ma, s_bmap_t mb, s_bmap_t mc, const float *a,
@@ -210,17 +137,9 @@ __global__ void s_ptrs_kernel(int nb, s_bmap_t ma, s_bmap_t mb, s_bmap_t mc, con
     int i = blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= nb)
         return;
-    int oa = 0, ob = 0, oc = 0, t = i;
-    for (int d = ma.ndim - 1; d >= 0; d--) {
-        int c_ = t % ma.size[d];
-        t /= ma.size[d];
-        oa += c_ * ma.stride[d];
-        ob += c_ * mb.stride[d];
-        oc += c_ * mc.stride[d];
-    }
-    pa[i] = a + oa;
-    pb[i] = b + ob;
-    pc[i] = c + oc;
+    pa[i] = a + cuda_bmap_offset(&ma, i);
+    pb[i] = b + cuda_bmap_offset(&mb, i);
+    pc[i] = c + cuda_bmap_offset(&mc, i);
 }
 
 /*
@@ -238,8 +157,8 @@ static int s_gemm_batched(backend_t *be, const net_node_t *node, cuda_ws_t *ws,
 
     if (nb == 1)
         return s_gemm(be, node, ta, tb, m, n, k, A, lda, B, ldb, C, ldc, beta);
-    int64_t sa = s_uniform_stride(ma, ea), sb = s_uniform_stride(mb, eb);
-    int64_t sc = s_uniform_stride(mc, ec);
+    int64_t sa = cuda_bmap_uniform(ma, ea), sb = cuda_bmap_uniform(mb, eb);
+    int64_t sc = cuda_bmap_uniform(mc, ec);
     if (sa >= 0 && sb >= 0 && sc >= 0) {
         BLAS_TRY(cublasGemmStridedBatchedEx(h, ta, tb, m, n, k, &one, A, CUDA_R_32F, lda, sa, B,
                                             CUDA_R_32F, ldb, sb, &beta, C, CUDA_R_32F, ldc, sc,
@@ -261,22 +180,10 @@ static int s_gemm_batched(backend_t *be, const net_node_t *node, cuda_ws_t *ws,
     return 0;
 }
 
-/* A contiguous map over the whole output batch (for full-size buffers). */
-static s_bmap_t s_full_map(const s_mm_t *g, int elems)
-{
-    s_bmap_t mp = g->cmap;
-    int s = elems;
-    for (int d = mp.ndim - 1; d >= 0; d--) {
-        mp.stride[d] = mp.size[d] == 1 ? 0 : s;
-        s *= mp.size[d];
-    }
-    return mp;
-}
-
 static void s_grad_red_plan(backend_t *be, const s_mm_t *g, uint32_t red, int rows, int cols,
                             cuda_red_plan_t *p)
 {
-    int64_t shape[GEMM_MAX_BATCH_DIMS + 2];
+    int64_t shape[CUDA_PLAN_MM_BATCH + 2];
     for (int d = 0; d < g->bdims; d++)
         shape[d] = g->bshape[d];
     shape[g->bdims] = rows;
@@ -347,7 +254,7 @@ int cuda_matmul_backward(backend_t *be, const backend_op_t *op)
             WS_TAKE(dst, ws, (size_t)g.nb * g.n * g.k * sizeof(float));
             if (cuda_red_partials(&p, 1))
                 WS_TAKE(part, ws, cuda_red_partials(&p, 1) * sizeof(float));
-            dmap = s_full_map(&g, g.n * g.k);
+            dmap = cuda_bmap_full(&g, g.n * g.k);
         }
         RC_TRY(s_gemm_batched(be, node, &ws, CUBLAS_OP_T, CUBLAS_OP_N, g.k, g.n, g.m, op->x[1],
                               g.m, &g.bmap, g.k * g.m, op->dy, g.m, &g.cmap, g.n * g.m, dst,
@@ -369,7 +276,7 @@ int cuda_matmul_backward(backend_t *be, const backend_op_t *op)
             WS_TAKE(dst, ws, (size_t)g.nb * g.k * g.m * sizeof(float));
             if (cuda_red_partials(&p, 1))
                 WS_TAKE(part, ws, cuda_red_partials(&p, 1) * sizeof(float));
-            dmap = s_full_map(&g, g.k * g.m);
+            dmap = cuda_bmap_full(&g, g.k * g.m);
         }
         RC_TRY(s_gemm_batched(be, node, &ws, CUBLAS_OP_N, CUBLAS_OP_T, g.m, g.k, g.n, op->dy,
                               g.m, &g.cmap, g.n * g.m, op->x[0], g.k, &g.amap, g.n * g.k, dst,

@@ -18,6 +18,10 @@
  * gets stride 0.  Dimensions of size 1 in the output are dropped and
  * neighbours that every operand walks alike are merged, so a kernel
  * decomposes an index over few dimensions.
+ *
+ * Also here: multiply's batch maps (torch.matmul broadcasting) and the
+ * pooling windows with the range of windows covering an input element,
+ * from which every pooling gradient is gathered.
  */
 #ifndef NADER_CUDA_PLAN_H
 #define NADER_CUDA_PLAN_H
@@ -219,6 +223,150 @@ CUDA_PLAN_FN int cuda_bcast_offset(const cuda_bcast_t *b, int i, int o)
         off += c * b->stride[i][d];
     }
     return off;
+}
+
+/* ------------------------------------------------------------ matmul */
+
+#define CUDA_PLAN_MM_BATCH 4
+
+/* Batch offsets (in floats) of one operand for each output batch index. */
+typedef struct cuda_bmap {
+    int ndim;
+    int size[CUDA_PLAN_MM_BATCH];     /* the output's batch shape */
+    int stride[CUDA_PLAN_MM_BATCH];   /* this operand's; 0 when broadcast */
+} cuda_bmap_t;
+
+/* torch.matmul of a (sa[ra]) and b (sb[rb]): per batch A (n x k) . B
+ * (k x m) = C (n x m); a 1-D a is (1 x k), a 1-D b is (k x 1). */
+typedef struct cuda_mm_plan {
+    int n, k, m;
+    int nb;                           /* output batch count */
+    int bdims;
+    int64_t bshape[CUDA_PLAN_MM_BATCH];
+    cuda_bmap_t amap, bmap, cmap;
+    bool a_bcast, b_bcast;            /* a batch dim of the operand repeats */
+    uint32_t a_red, b_red;            /* batch dims its gradient sums over */
+} cuda_mm_plan_t;
+
+/* Returns false when there are more than CUDA_PLAN_MM_BATCH batch dims. */
+CUDA_PLAN_FN bool cuda_mm_plan_make(cuda_mm_plan_t *g, int ra, const int64_t *sa, int rb,
+                                    const int64_t *sb)
+{
+    int ba = ra > 2 ? ra - 2 : 0, bb = rb > 2 ? rb - 2 : 0;
+
+    memset(g, 0, sizeof(*g));
+    g->n = ra >= 2 ? (int)sa[ra - 2] : 1;
+    g->k = (int)sa[ra - 1];
+    g->m = rb >= 2 ? (int)sb[rb - 1] : 1;
+    g->bdims = ba > bb ? ba : bb;
+    if (g->bdims > CUDA_PLAN_MM_BATCH)
+        return false;
+    g->nb = 1;
+    for (int d = 0; d < g->bdims; d++) {
+        int64_t x = d - (g->bdims - ba) >= 0 ? sa[d - (g->bdims - ba)] : 1;
+        int64_t y = d - (g->bdims - bb) >= 0 ? sb[d - (g->bdims - bb)] : 1;
+        g->bshape[d] = x > y ? x : y;
+        g->nb *= (int)g->bshape[d];
+    }
+    for (int o = 0; o < 3; o++) {
+        cuda_bmap_t *mp = o == 0 ? &g->amap : o == 1 ? &g->bmap : &g->cmap;
+        const int64_t *shp = o == 0 ? sa : o == 1 ? sb : NULL;
+        int nbat = o == 0 ? ba : o == 1 ? bb : g->bdims;
+        int s = o == 0 ? g->n * g->k : o == 1 ? g->k * g->m : g->n * g->m;
+        mp->ndim = g->bdims;
+        for (int d = g->bdims - 1; d >= 0; d--) {
+            int od = d - (g->bdims - nbat);
+            int64_t size = shp ? (od >= 0 ? shp[od] : 1) : g->bshape[d];
+            mp->size[d] = (int)g->bshape[d];
+            mp->stride[d] = size == 1 ? 0 : s;
+            s *= (int)size;
+            if (size == 1 && g->bshape[d] > 1 && o < 2) {
+                *(o == 0 ? &g->a_bcast : &g->b_bcast) = true;
+                *(o == 0 ? &g->a_red : &g->b_red) |= 1u << d;
+            }
+        }
+    }
+    return true;
+}
+
+/* The offset of output batch i in the operand. */
+CUDA_PLAN_FN int cuda_bmap_offset(const cuda_bmap_t *mp, int i)
+{
+    int off = 0;
+    for (int d = mp->ndim - 1; d >= 0; d--) {
+        int c = i % mp->size[d];
+        i /= mp->size[d];
+        off += c * mp->stride[d];
+    }
+    return off;
+}
+
+/* One stride for the whole batch (0 or elems), or -1: pointers needed. */
+CUDA_PLAN_FN int64_t cuda_bmap_uniform(const cuda_bmap_t *mp, int elems)
+{
+    bool zero = true, whole = true;
+    int64_t s = elems;
+    for (int d = mp->ndim - 1; d >= 0; d--) {
+        if (mp->size[d] == 1)
+            continue;
+        zero = zero && mp->stride[d] == 0;
+        whole = whole && mp->stride[d] == s;
+        s *= mp->size[d];
+    }
+    return zero ? 0 : whole ? elems : -1;
+}
+
+/* A contiguous map over the whole output batch, elems per batch. */
+CUDA_PLAN_FN cuda_bmap_t cuda_bmap_full(const cuda_mm_plan_t *g, int elems)
+{
+    cuda_bmap_t mp = g->cmap;
+    int s = elems;
+    for (int d = mp.ndim - 1; d >= 0; d--) {
+        mp.stride[d] = mp.size[d] == 1 ? 0 : s;
+        s *= mp.size[d];
+    }
+    return mp;
+}
+
+/* ------------------------------------------------------------- pools */
+
+/* Pooling over the last two dims; k == 0 for the adaptive pools. */
+typedef struct cuda_pool {
+    int planes, h, w, oh, ow;
+    int k, s, p;
+} cuda_pool_t;
+
+/* Input window [lo, hi) of output i along one dimension (n_in -> n_out);
+ * fixed windows are not clamped to the input. */
+CUDA_PLAN_FN void cuda_pool_window(const cuda_pool_t *g, int i, int n_in, int n_out, int *lo,
+                                   int *hi)
+{
+    if (g->k) {
+        *lo = i * g->s - g->p;
+        *hi = *lo + g->k;
+    } else {
+        *lo = (i * n_in) / n_out;
+        *hi = ((i + 1) * n_in + n_out - 1) / n_out;
+    }
+}
+
+/* Outputs [lo, hi] whose windows may cover input index h: every window
+ * that does is in the range (a superset for adaptive windows). */
+CUDA_PLAN_FN void cuda_pool_cover(const cuda_pool_t *g, int h, int n_in, int n_out, int *lo,
+                                  int *hi)
+{
+    if (g->k) {
+        int a = h + g->p - g->k + 1;
+        *lo = a <= 0 ? 0 : (a + g->s - 1) / g->s;
+        *hi = (h + g->p) / g->s;
+    } else {
+        *lo = (h * n_out) / n_in - 1;
+        *hi = ((h + 1) * n_out + n_in - 1) / n_in;
+        if (*lo < 0)
+            *lo = 0;
+    }
+    if (*hi > n_out - 1)
+        *hi = n_out - 1;
 }
 
 #endif

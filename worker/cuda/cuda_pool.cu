@@ -18,10 +18,9 @@
  */
 #include "cuda_common.cuh"
 
-typedef struct s_pool {
-    int planes, h, w, oh, ow;
-    int k, s, p;              /* fixed windows; k == 0 for adaptive */
-} s_pool_t;
+#include "cuda_plan.h"
+
+typedef cuda_pool_t s_pool_t;
 
 static s_pool_t s_pool_of(const net_t *net, const net_node_t *node)
 {
@@ -58,17 +57,8 @@ size_t cuda_pool_saved(backend_t *be, const net_t *net, const net_node_t *node)
 __device__ __forceinline__ void s_window(const s_pool_t &g, int i, int j, int *h0, int *h1,
                                          int *w0, int *w1)
 {
-    if (g.k) {
-        *h0 = i * g.s - g.p;
-        *w0 = j * g.s - g.p;
-        *h1 = *h0 + g.k;
-        *w1 = *w0 + g.k;
-    } else {
-        *h0 = (i * g.h) / g.oh;
-        *h1 = ((i + 1) * g.h + g.oh - 1) / g.oh;
-        *w0 = (j * g.w) / g.ow;
-        *w1 = ((j + 1) * g.w + g.ow - 1) / g.ow;
-    }
+    cuda_pool_window(&g, i, g.h, g.oh, h0, h1);
+    cuda_pool_window(&g, j, g.w, g.ow, w0, w1);
 }
 
 template <bool MAX>
@@ -109,20 +99,6 @@ __global__ void s_pool_fwd_kernel(s_pool_t g, const float *x, float *y, int32_t 
     }
 }
 
-/* The outputs whose windows may cover input row h (a superset for adaptive). */
-__device__ __forceinline__ void s_cover(const s_pool_t &g, int h, int n_in, int n_out, int *lo,
-                                        int *hi)
-{
-    if (g.k) {
-        int a = h + g.p - g.k + 1;
-        *lo = a <= 0 ? 0 : (a + g.s - 1) / g.s;
-        *hi = min((h + g.p) / g.s, n_out - 1);
-    } else {
-        *lo = max((h * n_out) / n_in - 1, 0);
-        *hi = min(((h + 1) * n_out + n_in - 1) / n_in, n_out - 1);
-    }
-}
-
 template <bool MAX>
 __global__ void s_pool_bwd_kernel(s_pool_t g, const float *dy, const int32_t *arg, float *dx,
                                   bool acc)
@@ -135,8 +111,8 @@ __global__ void s_pool_bwd_kernel(s_pool_t g, const float *dy, const int32_t *ar
     int ilo, ihi, jlo, jhi;
     float s = 0.0f;
 
-    s_cover(g, h, g.h, g.oh, &ilo, &ihi);
-    s_cover(g, w, g.w, g.ow, &jlo, &jhi);
+    cuda_pool_cover(&g, h, g.h, g.oh, &ilo, &ihi);
+    cuda_pool_cover(&g, w, g.w, g.ow, &jlo, &jhi);
     for (int i = ilo; i <= ihi; i++)
         for (int j = jlo; j <= jhi; j++) {
             int h0, h1, w0, w1;
