@@ -19,6 +19,7 @@ static int s_version(int argc, char **argv);
 const cli_command_t cli_commands[] = {
     {"help", s_help, "list the subcommands"},
     {"version", s_version, "print the version"},
+    {"graph", cmd_graph, "check, show or hash a design file"},
     {NULL, NULL, NULL},
 };
 

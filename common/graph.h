@@ -201,6 +201,9 @@ graph_block_t *graph_default_downsample(bool two_input);
  */
 char *graph_block_print(const graph_block_t *b);
 char *graph_design_print(const graph_design_t *d);
+/* One node's operation and arguments, "Conv2d(out_channels=C,
+ * kernel_size=3)", without the index; malloc'd. */
+char *graph_node_print(const graph_node_t *n);
 
 /* ------------------------------------------------------------- structure */
 

@@ -176,12 +176,13 @@ static int s_add_arg(void *vctx, const char *s, size_t len, bool last)
     graph_node_t *n = ctx->node;
     graph_arg_t *args, *a;
     arg_ctx_t ac = {0};
-    const char *whole = s;
+    const char *whole;
     size_t whole_len;
     char prefix[128];
 
-    (void)last;
     s_trim(&s, &len);
+    if (len == 0 && last && n->n_args > 0)
+        return 0; /* a trailing comma, as Python allows */
     whole = s;
     whole_len = len;
     args = realloc(n->args, (size_t)(n->n_args + 1) * sizeof *args);
@@ -453,14 +454,26 @@ static int s_header(reader_t *r, const char *name, size_t len,
         return 1;
     }
     b = calloc(1, sizeof *b);
-    if (!b || !(b->name = strndup(name, len))) {
+    if (!b || !(b->name = malloc(len + 1))) {
         free(b);
         return -1;
     }
+    /* Names are printable text: a control byte would not print back. */
+    bool bad = false;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)name[i];
+        bad = bad || c < 0x20 || c == 0x7f;
+        b->name[i] = c < 0x20 || c == 0x7f ? '?' : (char)c;
+    }
+    b->name[len] = '\0';
     b->role = s_role_of(b->name);
     b->line = r->line;
     blocks[(*n_blocks)++] = b;
     r->b = b;
+    if (bad)
+        graph_errors_add(r->errs, GRAPH_RULE_SYNTAX, s_role(r), -1, r->line,
+                         "%s:%d: the block name '%s' holds control "
+                         "characters", s_file(r), r->line, b->name);
     r->cap_nodes = r->cap_edges = 0;
     r->warned_size = false;
     return 0;
@@ -563,26 +576,31 @@ int graph_block_parse(const char *text, size_t len, const char *filename,
                       graph_block_t **out, graph_errors_t *errs)
 {
     graph_block_t *blocks[1] = {NULL};
-    int before = errs ? errs->n : 0;
-    int n = s_read(text, len, filename, blocks, 1, errs);
+    graph_errors_t local;
+    graph_errors_t *e = errs;
+    int before, n, rc = -1;
 
     *out = NULL;
-    if (n <= 0)
-        goto fail;
-    graph_block_link(blocks[0], errs);
-    if (errs && errs->n > before)
-        goto fail;
-    *out = blocks[0];
-    return 0;
-
-fail:
+    if (!e) {
+        graph_errors_init(&local);
+        e = &local;
+    }
+    before = e->n;
+    n = s_read(text, len, filename, blocks, 1, e);
+    if (n > 0 && graph_block_link(blocks[0], e) == 0 && e->n == before) {
+        *out = blocks[0];
+        blocks[0] = NULL;
+        rc = 0;
+    }
     if (n > 0)
         graph_block_destroy(&blocks[0]);
-    return -1;
+    if (e == &local)
+        graph_errors_free(&local);
+    return rc;
 }
 
-static const char *s_input_kind(const graph_block_t *b, bool *two,
-                                int *index)
+/* Does b take input1/input2?  *index: its first input node's index. */
+static void s_input_kind(const graph_block_t *b, bool *two, int *index)
 {
     *two = false;
     *index = -1;
@@ -591,12 +609,11 @@ static const char *s_input_kind(const graph_block_t *b, bool *two,
         if (op == GRAPH_OP_INPUT1 || op == GRAPH_OP_INPUT2) {
             *two = true;
             *index = b->nodes[i].index;
-            return graph_op_name(op);
+            return;
         }
         if (op == GRAPH_OP_INPUT)
             *index = b->nodes[i].index;
     }
-    return "input";
 }
 
 /* The design-level rules: one block per role, inputs that agree. */

@@ -124,6 +124,21 @@ size_t graph_node_args_format(const graph_node_t *n, bool canonical,
     return k < len ? k : len - 1;
 }
 
+char *graph_node_print(const graph_node_t *n)
+{
+    char args[1024];
+    sbuf_t out = {0};
+    const char *op = n->op < GRAPH_OP_COUNT ? graph_op_name(n->op)
+                                            : n->op_text;
+
+    graph_node_args_format(n, false, args, sizeof args);
+    if (n->n_args)
+        s_put(&out, "%s(%s)", op ? op : "?", args);
+    else
+        s_put(&out, "%s", op ? op : "?");
+    return s_done(&out);
+}
+
 static void s_block(sbuf_t *out, const graph_block_t *b, const char *name)
 {
     char args[1024];

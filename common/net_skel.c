@@ -102,7 +102,7 @@ static int s_nb201(const graph_design_t *d, const net_config_t *cfg,
     for (int s = 0; s < 3; s++) {
         int64_t ws = (int64_t)w << s;
         for (int i = 0; i < N; i++) {
-            snprintf(name, sizeof name, "stage%d.%d", s, i);
+            snprintf(name, sizeof name, "stage%d.%d", s & 3, i & 1023);
             s_slot(&slots[n], GRAPH_ROLE_CELL, d->cell, name, batch, ws, ws,
                    h, wd);
             slots[n].src[0] = n - 1;
@@ -110,7 +110,7 @@ static int s_nb201(const graph_design_t *d, const net_config_t *cfg,
         }
         if (s == 2)
             break;
-        snprintf(name, sizeof name, "down%d", s);
+        snprintf(name, sizeof name, "down%d", s & 3);
         s_slot(&slots[n], GRAPH_ROLE_DOWNSAMPLE, d->downsample, name, batch,
                ws, 2 * ws, h, wd);
         slots[n].src[0] = n - 1;
@@ -140,7 +140,7 @@ static int s_darts(const graph_design_t *d, const net_config_t *cfg,
 
         if (red)
             width *= 2;
-        snprintf(name, sizeof name, "cells.%d", k);
+        snprintf(name, sizeof name, "cells.%d", k & 1023);
         s_slot(s, red ? GRAPH_ROLE_DOWNSAMPLE : GRAPH_ROLE_CELL,
                red ? d->downsample : d->cell, name, batch, width, width, h,
                wd);
@@ -224,8 +224,8 @@ int net_measure(const graph_design_t *d, const net_config_t *cfg, int width,
                 int64_t *params, int64_t *macs, graph_errors_t *errs,
                 bool stop_first)
 {
-    net_slot_t slots[NET_MAX_SLOTS];
-    enum { SMALL = 64 };
+    enum { SMALL = 64, FEW_SLOTS = 32 };
+    net_slot_t few[FEW_SLOTS], *slots = few;
     graph_resolved_t small[SMALL], *res = small;
     int max_nodes = d->cell->n_nodes, n, errors = 0;
     const graph_block_t *failed[3] = {NULL};
@@ -233,9 +233,20 @@ int net_measure(const graph_design_t *d, const net_config_t *cfg, int width,
     int64_t p = 0, m = 0, cp = 0, cm = 0;
     const net_slot_t *cached = NULL;
 
+    if (3 * cfg->cells_per_stage + 3 > FEW_SLOTS) {
+        slots = malloc(NET_MAX_SLOTS * sizeof *slots);
+        if (!slots) {
+            graph_errors_add(errs, GRAPH_RULE_DESIGN, "design", -1, 0,
+                             "design: out of memory");
+            return 1;
+        }
+    }
     n = net_slots_make(d, cfg, width, NET_CHECK_BATCH, slots, errs);
-    if (n < 0)
+    if (n < 0) {
+        if (slots != few)
+            free(slots);
         return 1;
+    }
     if (d->stem->n_nodes > max_nodes)
         max_nodes = d->stem->n_nodes;
     if (d->downsample->n_nodes > max_nodes)
@@ -245,6 +256,8 @@ int net_measure(const graph_design_t *d, const net_config_t *cfg, int width,
         if (!res) {
             graph_errors_add(errs, GRAPH_RULE_DESIGN, "design", -1, 0,
                              "design: out of memory");
+            if (slots != few)
+                free(slots);
             return 1;
         }
     }
@@ -298,5 +311,7 @@ int net_measure(const graph_design_t *d, const net_config_t *cfg, int width,
         *macs = m / NET_CHECK_BATCH;
     if (res != small)
         free(res);
+    if (slots != few)
+        free(slots);
     return errors;
 }

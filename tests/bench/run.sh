@@ -1,27 +1,45 @@
 #!/usr/bin/env bash
-# tests/bench/run.sh [FILTER] - run the benchmarks; each prints its figures.
-#
-# C benchmarks are the binaries $BUILD/bench/bench_*; Python ones are
-# tests/bench/bench_*.py, run with Debian's /usr/bin/python3.  FILTER keeps
-# the benchmarks whose name contains it.  Figures taken while other work
-# shares the machine are noisy: read them as such.
+# tests/bench/run.sh [FILTER] - the `make bench` entry point: runs every
+# benchmark binary build/bench/bench_* and every benchmark script
+# tests/bench/*.py (Debian's /usr/bin/python3) and tests/bench/*.sh.
+# Each prints its own figures; FILTER keeps the benchmarks whose name
+# contains it.  Timings on a shared machine are noisy: read the ratios.
 set -u
 cd "$(dirname "$0")/../.."
 BUILD=${BUILD:-build}
+export BUILD
 export NADER_BIN="$PWD/$BUILD"
 PY=${PYTHON:-/usr/bin/python3}
 filter=${1:-}
-status=0
+failed=()
 
-for b in "$BUILD"/bench/bench_* tests/bench/bench_*.py; do
-    [[ -e $b ]] || continue
-    name=$(basename "$b")
-    [[ -n $filter && $name != *"$filter"* ]] && continue
+run_one() {
+    local name=$1
+    shift
+    [[ -n $filter && $name != *"$filter"* ]] && return
     echo "== $name"
-    if [[ $b == *.py ]]; then
-        "$PY" "$b" || status=1
-    else
-        "$b" || status=1
+    "$@"
+    local rc=$?
+    if [[ $rc -ne 0 && $rc -ne 77 ]]; then
+        failed+=("$name")
+        echo "== $name failed (exit $rc)"
     fi
+}
+
+for b in "$BUILD"/bench/bench_*; do
+    [[ -x $b ]] || continue
+    run_one "$(basename "$b")" "$b"
 done
-exit $status
+for b in tests/bench/*.py; do
+    [[ -e $b ]] || continue
+    run_one "$(basename "$b" .py)" "$PY" "$b"
+done
+for b in tests/bench/*.sh; do
+    [[ -e $b && $(basename "$b") != run.sh ]] || continue
+    run_one "$(basename "$b" .sh)" bash "$b"
+done
+
+if [[ ${#failed[@]} -gt 0 ]]; then
+    echo "failed: ${failed[*]}"
+    exit 1
+fi

@@ -80,7 +80,7 @@ static void test_spellings(void **state)
         "\n"
         "2:conv2d(C, 3, stride=1)   # positional then keyword\n"
         "3:bn\n"
-        "4:Conv2d(out_channels=Cx2/2,kernel_size=1)\n"
+        "4:Conv2d(out_channels=Cx2/2,kernel_size=1,)\n"
         "5:add\n"
         "6:CONCAT(dim=1)\n"
         "7:Conv2d(C,1)\n"
@@ -237,6 +237,15 @@ static void test_syntax_errors(void **state)
     assert_null(s_parse("0:input\n1:output\n0->1\n", &e));
     assert_true(s_has(&e, "design.txt:1: '0:input' comes before any "
                           "##NAME## header"));
+
+    /* A control byte in a block name would not print back. */
+    graph_errors_clear(&e);
+    const char named[] = "##Se\tA\0x##\n0:input\n1:output\n0->1\n";
+    graph_design_t *d = NULL;
+    assert_int_equal(graph_design_parse(named, sizeof named - 1, "n.txt",
+                                        &d, &e), -1);
+    assert_true(s_has(&e, "n.txt:1: the block name 'Se?A?x' holds control "
+                          "characters"));
 
     graph_errors_clear(&e);
     assert_null(s_parse("", &e));

@@ -311,6 +311,34 @@ static void test_build_errors(void **state)
     graph_design_destroy(&d);
 }
 
+/* More cells per stage than the measuring code keeps on its stack. */
+static void test_deep_skeletons(void **state)
+{
+    graph_design_t *d = s_load("tests/blocks/good/darts_cell_only.txt");
+    net_config_t cfg;
+    net_choice_t c;
+    net_t *n = NULL;
+    graph_errors_t e;
+
+    (void)state;
+    graph_errors_init(&e);
+    net_config_default(&cfg, "cifar10");
+    cfg.skeleton = NET_SKELETON_DARTS;
+    cfg.cells_per_stage = 12;
+    assert_int_equal(net_check(d, &cfg, &c, &e), 0);
+    cfg.width = c.width;
+    assert_int_equal(net_build(d, &cfg, 2, &n, &e), 0);
+    assert_int_equal(n->n_instances, 1 + 38);
+    assert_int_equal(n->params, c.params);
+    assert_int_equal(n->instances[13].role, GRAPH_ROLE_DOWNSAMPLE);
+    net_destroy(&n);
+
+    cfg.cells_per_stage = 0;
+    assert_true(net_check(d, &cfg, &c, &e) > 0);
+    graph_errors_free(&e);
+    graph_design_destroy(&d);
+}
+
 static void test_config(void **state)
 {
     net_config_t c;
@@ -337,6 +365,7 @@ int main(void)
         cmocka_unit_test(test_padding_and_pools),
         cmocka_unit_test(test_reshape_uses_batch),
         cmocka_unit_test(test_build_errors),
+        cmocka_unit_test(test_deep_skeletons),
         cmocka_unit_test(test_config),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
