@@ -55,7 +55,8 @@ static void s_reduce_naive(int nd, const int64_t *shape, uint32_t mask,
     }
 }
 
-/* The reduction as the kernels traverse it (cuda_reduce.cuh). */
+/* The reduction as the kernels traverse it (cuda_reduce.cuh), thread by
+ * thread for the rows kernel. */
 static void s_reduce_plan(const cuda_red_plan_t *p, const double *x,
                           double *out)
 {
@@ -74,10 +75,16 @@ static void s_reduce_plan(const cuda_red_plan_t *p, const double *x,
         for (int s = 0; s < p->splits; s++) {
             double acc = 0;
             if (!p->col) {
-                int e = p->A * p->R, j1 = s * p->chunk + p->chunk;
-                for (int j = s * p->chunk; j < (j1 < e ? j1 : e); j++) {
-                    int a = j / p->R, r = j - a * p->R;
-                    acc += x[cuda_red_akr_offset(p, a, k, r)];
+                /* 256 threads, each dividing once and carrying (a, r) */
+                int e = p->A * p->R, j0 = s * p->chunk;
+                int j1 = j0 + p->chunk < e ? j0 + p->chunk : e;
+                for (int t = 0; t < 256; t++) {
+                    int j = j0 + t, a = j / p->R, r = j - a * p->R;
+                    for (; j < j1; j += 256) {
+                        acc += x[cuda_red_akr_offset(p, a, k, r)];
+                        for (r += 256; r >= p->R; r -= p->R)
+                            a++;
+                    }
                 }
             } else {
                 int a1 = s * p->chunk + p->chunk;

@@ -72,13 +72,19 @@ __global__ void s_to_nhwc_kernel(const float *src, T *dst, int C, int hs, int ws
     int n = blockIdx.z, p0 = blockIdx.x * 32, c0 = blockIdx.y * 32;
     int pd = hd * wd;
 
+    bool same = hs == hd && ws == wd;   /* no padding: no division */
     for (int cl = threadIdx.y; cl < 32; cl += 8) {
         int c = c0 + cl, p = p0 + threadIdx.x;
         float v = 0.0f;
         if (c < C && p < pd) {
-            int i = p / wd, j = p - i * wd;
-            if (i < hs && j < ws)
-                v = src[((size_t)n * C + c) * hs * ws + i * ws + j];
+            size_t plane = ((size_t)n * C + c) * hs * ws;
+            if (same) {
+                v = src[plane + p];
+            } else {
+                int i = p / wd, j = p - i * wd;
+                if (i < hs && j < ws)
+                    v = src[plane + i * ws + j];
+            }
         }
         tile[cl][threadIdx.x] = v;
     }
@@ -108,15 +114,21 @@ __global__ void s_from_nhwc_kernel(const T *src, float *dst, int C, int hf, int 
                                                   : 0.0f;
     }
     __syncthreads();
+    bool same = hf == hc && wf == wc;   /* no crop: no division */
     for (int cl = threadIdx.y; cl < 32; cl += 8) {
         int c = c0 + cl, p = p0 + threadIdx.x;
         if (c >= C || p >= pf)
             continue;
-        int i = p / wf, j = p - i * wf;
-        if (i >= hc || j >= wc)
-            continue;
+        size_t o = ((size_t)n * C + c) * hc * wc;
+        if (same) {
+            o += p;
+        } else {
+            int i = p / wf, j = p - i * wf;
+            if (i >= hc || j >= wc)
+                continue;
+            o += (size_t)i * wc + j;
+        }
         float v = tile[threadIdx.x][cl] + (bias ? bias[c] : 0.0f);
-        size_t o = ((size_t)n * C + c) * hc * wc + (size_t)i * wc + j;
         dst[o] = acc ? dst[o] + v : v;
     }
 }
@@ -142,8 +154,16 @@ __global__ void s_w_from_krsc_kernel(const T *wt, float *w, int K, int cg, int r
     w[i] = s_f32(wt[((size_t)k * rs + q) * cg + c]);
 }
 
-/* NCHW: dst (hc x wc) = src (hf x wf, its top-left part) + bias. In place
- * when the shapes agree. */
+/* NCHW, no crop: y += bias in place, one block row per plane. */
+__global__ void s_nchw_bias_kernel(float *y, int C, int R, const float *bias)
+{
+    int plane = blockIdx.x;
+    int r = blockIdx.y * blockDim.x + threadIdx.x;
+    if (r < R)
+        y[(size_t)plane * R + r] += bias[plane % C];
+}
+
+/* NCHW: dst (hc x wc) = src (hf x wf, its top-left part) + bias. */
 __global__ void s_nchw_out_kernel(const float *src, float *dst, int planes, int C, int hf,
                                   int wf, int hc, int wc, const float *bias)
 {
@@ -490,12 +510,17 @@ static int s_forward_nchw(backend_t *be, const backend_op_t *op, cuda_conv_plan_
     DNN_TRY(cudnnConvolutionForward(cuda_impl(be)->cudnn, &one, p->xd, op->x[0], p->wd,
                                     op->w[0], p->cd, p->fwd, algo_ws, p->fwd_ws, &zero, p->yd,
                                     y));
-    if (node->crop || node->bias) {
-        int hc = (int)node->shape.d[2], wc = (int)node->shape.d[3];
-        int planes = k->n * k->k;
+    int hc = (int)node->shape.d[2], wc = (int)node->shape.d[3];
+    int planes = k->n * k->k;
+    if (node->crop) {
         s_nchw_out_kernel<<<cuda_blocks((int64_t)planes * hc * wc), CUDA_THREADS, 0,
                             cuda_impl(be)->stream>>>(y, op->y, planes, k->k, p->oh, p->ow, hc,
                                                      wc, node->bias ? op->w[1] : NULL);
+        LAUNCH_TRY("Conv2d bias");
+    } else if (node->bias) {
+        int R = hc * wc, t = R >= CUDA_THREADS ? CUDA_THREADS : ((R + 31) / 32) * 32;
+        dim3 grid((unsigned)planes, (unsigned)((R + t - 1) / t));
+        s_nchw_bias_kernel<<<grid, t, 0, cuda_impl(be)->stream>>>(op->y, k->k, R, op->w[1]);
         LAUNCH_TRY("Conv2d bias");
     }
     return 0;

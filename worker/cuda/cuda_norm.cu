@@ -88,15 +88,28 @@ __global__ void s_bn_eval_stats_kernel(const float *rm, const float *rv, float *
     invstd[k] = rsqrtf(rv[k] + NORM_EPS);
 }
 
-__global__ void s_bn_apply_kernel(const float *x, float *y, int n, int C, int R,
-                                  const float *mean, const float *invstd, const float *gamma,
-                                  const float *beta)
+/*
+ * Per-plane launches: blockIdx.x is the (sample, channel) plane, so the
+ * channel comes from the block and no thread divides per element.
+ */
+static void s_plane_grid(int planes, int R, dim3 *grid, dim3 *block)
 {
-    int i = blockIdx.x * blockDim.x + threadIdx.x;
-    if (i >= n)
+    int t = R >= CUDA_THREADS ? CUDA_THREADS : ((R + 31) / 32) * 32;
+    *block = dim3((unsigned)t);
+    *grid = dim3((unsigned)planes, (unsigned)((R + t - 1) / t));
+}
+
+/* y = x * a + b with a = gamma * invstd, b = beta - mean * a (the CPU's). */
+__global__ void s_bn_apply_kernel(const float *x, float *y, int C, int R, const float *mean,
+                                  const float *invstd, const float *gamma, const float *beta)
+{
+    int plane = blockIdx.x, c = plane % C;
+    int r = blockIdx.y * blockDim.x + threadIdx.x;
+    if (r >= R)
         return;
-    int c = (i / R) % C;
-    y[i] = (x[i] - mean[c]) * invstd[c] * gamma[c] + beta[c];
+    size_t i = (size_t)plane * R + r;
+    float a = gamma[c] * invstd[c], b = beta[c] - mean[c] * a;
+    y[i] = x[i] * a + b;
 }
 
 /* The element count of dim 1's slices and the (C, R) of the NCHW layout. */
@@ -142,8 +155,10 @@ int cuda_bn_forward(backend_t *be, const backend_op_t *op)
                                                                        mean, invstd, C);
         LAUNCH_TRY("BN");
     }
-    s_bn_apply_kernel<<<cuda_blocks(n), CUDA_THREADS, 0, st>>>(op->x[0], op->y, n, C, R, mean,
-                                                              invstd, op->w[0], op->w[1]);
+    dim3 grid, block;
+    s_plane_grid(n / R, R, &grid, &block);
+    s_bn_apply_kernel<<<grid, block, 0, st>>>(op->x[0], op->y, C, R, mean, invstd, op->w[0],
+                                              op->w[1]);
     LAUNCH_TRY("BN");
     return 0;
 }
@@ -176,20 +191,22 @@ struct s_bn_epi_grad {
 
 /* Training: dx = gamma*invstd/N * (N*dy - sum(dy) - xhat*sum(dy*xhat)).
  * Evaluation (the statistics are constants): dx = gamma*invstd*dy. */
-__global__ void s_bn_dx_kernel(const float *x, const float *dy, float *dx, int n, int C, int R,
+__global__ void s_bn_dx_kernel(const float *x, const float *dy, float *dx, int C, int R,
                                float count, const float *mean, const float *invstd,
                                const float *gamma, const float *sums, bool training, bool acc)
 {
-    int i = blockIdx.x * blockDim.x + threadIdx.x;
-    if (i >= n)
+    int plane = blockIdx.x, c = plane % C;
+    int r = blockIdx.y * blockDim.x + threadIdx.x;
+    if (r >= R)
         return;
-    int c = (i / R) % C;
-    float g;
+    size_t i = (size_t)plane * R + r;
+    float k1 = gamma[c] * invstd[c], g;
     if (training) {
-        float xhat = (x[i] - mean[c]) * invstd[c];
-        g = gamma[c] * invstd[c] / count * (count * dy[i] - sums[c] - xhat * sums[C + c]);
+        /* the CPU's form: k1 * dy - k2 - k3 * (x - mean) */
+        float k2 = k1 * sums[c] / count, k3 = k1 * invstd[c] * sums[C + c] / count;
+        g = k1 * dy[i] - k2 - k3 * (x[i] - mean[c]);
     } else {
-        g = gamma[c] * invstd[c] * dy[i];
+        g = k1 * dy[i];
     }
     dx[i] = acc ? dx[i] + g : g;
 }
@@ -218,9 +235,12 @@ int cuda_bn_backward(backend_t *be, const backend_op_t *op)
     RC_TRY((cuda_red_run<2, cuda_sum_op>(be, node, &p, ld, epi, part)));
 
     if (op->dx && op->dx[0]) {
-        s_bn_dx_kernel<<<cuda_blocks(n), CUDA_THREADS, 0, st>>>(
-            op->x[0], op->dy, op->dx[0], n, C, R, (float)(n / C), mean, mean + C, op->w[0],
-            sums, op->training, op->dx_accumulate && op->dx_accumulate[0]);
+        dim3 grid, block;
+        s_plane_grid(n / R, R, &grid, &block);
+        s_bn_dx_kernel<<<grid, block, 0, st>>>(op->x[0], op->dy, op->dx[0], C, R,
+                                               (float)(n / C), mean, mean + C, op->w[0], sums,
+                                               op->training,
+                                               op->dx_accumulate && op->dx_accumulate[0]);
         LAUNCH_TRY("BN backward");
     }
     return 0;

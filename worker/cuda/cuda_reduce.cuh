@@ -81,13 +81,16 @@ __global__ void cuda_red_rows_kernel(Load ld, cuda_red_plan_t p, float *part)
 #pragma unroll
     for (int i = 0; i < NV; i++)
         acc[i] = Op::init();
-    for (int j = j0 + threadIdx.x; j < j1; j += blockDim.x) {
-        int a = j / R, r = j - a * R;
+    /* (a, r) of j, divided once and then carried: no division per element */
+    int j = j0 + threadIdx.x, a = j / R, r = j - a * R;
+    for (; j < j1; j += blockDim.x) {
         float v[NV];
         ld(cuda_red_akr_offset(&p, a, k, r), k, v);
 #pragma unroll
         for (int i = 0; i < NV; i++)
             acc[i] = Op::apply(acc[i], v[i]);
+        for (r += blockDim.x; r >= R; r -= R)
+            a++;
     }
     cuda_block_reduce<NV, Op>(acc);
     if (threadIdx.x == 0)
