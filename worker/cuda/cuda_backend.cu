@@ -15,11 +15,12 @@
  *
  * Capture.  capture_begin() starts a stream capture; the calls of one step
  * are recorded, not run; capture_end() instantiates the graph, still
- * running nothing; each replay() runs the step, the first one included.  A host-to-device upload made
- * during capture is recorded as a copy from a pinned staging buffer, and
- * replay() refreshes every staging buffer from the same host pointer
- * before launching (the contract: same pointers every time), after
- * waiting for the previous replay to have finished reading them.  Values
+ * running nothing; each replay() runs the step, the first one included.
+ * A host-to-device upload made during capture is recorded as a copy from
+ * a pinned staging buffer, and replay() refreshes every staging buffer
+ * from the same host pointer before launching (the contract: same
+ * pointers every time), after waiting for the previous replay to have
+ * finished reading them.  Values
  * passed by value (the SGD learning rate, say) are frozen in the graph:
  * capture again when they change.
  */
@@ -43,8 +44,8 @@ int cuda_failf(backend_t *be, const net_node_t *node, int code, const char *fmt,
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
     if (node)
-        snprintf(be->err, sizeof(be->err), "%.31s node %.47s (%.20s): %.200s", be->device, node->name,
-                 graph_op_name(node->op), msg);
+        snprintf(be->err, sizeof(be->err), "%.31s node %.47s (%.20s): %.200s", be->device,
+                 node->name, graph_op_name(node->op), msg);
     else
         snprintf(be->err, sizeof(be->err), "%.31s: %.250s", be->device, msg);
     return code;

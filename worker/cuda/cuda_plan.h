@@ -40,11 +40,11 @@
 #define CUDA_PLAN_MAX_IN 16
 
 typedef struct cuda_red_plan {
-    bool akr;                 /* the (A, K, R) form */
-    bool col;                 /* R < 32: threads run along K */
+    bool akr; /* the (A, K, R) form */
+    bool col; /* R < 32: threads run along K */
     int A, K, R;
-    int splits;               /* slices per kept element */
-    int chunk;                /* per slice: flattened (a, r) or a's (col) */
+    int splits; /* slices per kept element */
+    int chunk;  /* per slice: flattened (a, r) or a's (col) */
     /* the general form */
     int out_n, red_n;
     int nk, nr;
@@ -59,8 +59,9 @@ typedef struct cuda_red_plan {
  * elements are numbered row-major over the kept dimensions, which is the
  * order of the keepdim output.
  */
-CUDA_PLAN_FN void cuda_red_plan_make(cuda_red_plan_t *p, int ndim, const int64_t *shape,
-                                     uint32_t red_mask, int sm_count)
+CUDA_PLAN_FN void cuda_red_plan_make(cuda_red_plan_t *p, int ndim,
+                                     const int64_t *shape, uint32_t red_mask,
+                                     int sm_count)
 {
     int gsize[CUDA_PLAN_DIMS], gred[CUDA_PLAN_DIMS], gstride[CUDA_PLAN_DIMS];
     int ng = 0, s = 1;
@@ -99,11 +100,11 @@ CUDA_PLAN_FN void cuda_red_plan_make(cuda_red_plan_t *p, int ndim, const int64_t
     int first = 0, last = ng;
     p->A = p->K = p->R = 1;
     if (ng > 0 && gred[ng - 1])
-        p->R = gsize[--last];     /* a lone reduced group goes here: rows */
+        p->R = gsize[--last]; /* a lone reduced group goes here: rows */
     if (last > first && gred[first])
         p->A = gsize[first++];
     if (last - first > 1 || (last - first == 1 && gred[first]))
-        return;                   /* the general form */
+        return; /* the general form */
     if (last - first == 1)
         p->K = gsize[first];
     p->akr = true;
@@ -143,7 +144,8 @@ CUDA_PLAN_FN size_t cuda_red_partials(const cuda_red_plan_t *p, int nv)
 }
 
 /* The element offset of (a, k, r) in the (A, K, R) form. */
-CUDA_PLAN_FN int cuda_red_akr_offset(const cuda_red_plan_t *p, int a, int k, int r)
+CUDA_PLAN_FN int cuda_red_akr_offset(const cuda_red_plan_t *p, int a, int k,
+                                     int r)
 {
     return (a * p->K + k) * p->R + r;
 }
@@ -183,7 +185,8 @@ typedef struct cuda_bcast {
  * Collapse: the output shape out[out_ndim], operand i of shape
  * in[i][in_ndim[i]] (nin <= CUDA_PLAN_MAX_IN, every in_ndim <= out_ndim).
  */
-CUDA_PLAN_FN void cuda_bcast_make(cuda_bcast_t *b, int out_ndim, const int64_t *out, int nin,
+CUDA_PLAN_FN void cuda_bcast_make(cuda_bcast_t *b, int out_ndim,
+                                  const int64_t *out, int nin,
                                   const int64_t *const *in, const int *in_ndim)
 {
     int stride[CUDA_PLAN_MAX_IN][CUDA_PLAN_DIMS];
@@ -232,24 +235,25 @@ CUDA_PLAN_FN int cuda_bcast_offset(const cuda_bcast_t *b, int i, int o)
 /* Batch offsets (in floats) of one operand for each output batch index. */
 typedef struct cuda_bmap {
     int ndim;
-    int size[CUDA_PLAN_MM_BATCH];     /* the output's batch shape */
-    int stride[CUDA_PLAN_MM_BATCH];   /* this operand's; 0 when broadcast */
+    int size[CUDA_PLAN_MM_BATCH];   /* the output's batch shape */
+    int stride[CUDA_PLAN_MM_BATCH]; /* this operand's; 0 when broadcast */
 } cuda_bmap_t;
 
 /* torch.matmul of a (sa[ra]) and b (sb[rb]): per batch A (n x k) . B
  * (k x m) = C (n x m); a 1-D a is (1 x k), a 1-D b is (k x 1). */
 typedef struct cuda_mm_plan {
     int n, k, m;
-    int nb;                           /* output batch count */
+    int nb; /* output batch count */
     int bdims;
     int64_t bshape[CUDA_PLAN_MM_BATCH];
     cuda_bmap_t amap, bmap, cmap;
-    bool a_bcast, b_bcast;            /* a batch dim of the operand repeats */
-    uint32_t a_red, b_red;            /* batch dims its gradient sums over */
+    bool a_bcast, b_bcast; /* a batch dim of the operand repeats */
+    uint32_t a_red, b_red; /* batch dims its gradient sums over */
 } cuda_mm_plan_t;
 
 /* Returns false when there are more than CUDA_PLAN_MM_BATCH batch dims. */
-CUDA_PLAN_FN bool cuda_mm_plan_make(cuda_mm_plan_t *g, int ra, const int64_t *sa, int rb,
+CUDA_PLAN_FN bool cuda_mm_plan_make(cuda_mm_plan_t *g, int ra,
+                                    const int64_t *sa, int rb,
                                     const int64_t *sb)
 {
     int ba = ra > 2 ? ra - 2 : 0, bb = rb > 2 ? rb - 2 : 0;
@@ -338,8 +342,8 @@ typedef struct cuda_pool {
 
 /* Input window [lo, hi) of output i along one dimension (n_in -> n_out);
  * fixed windows are not clamped to the input. */
-CUDA_PLAN_FN void cuda_pool_window(const cuda_pool_t *g, int i, int n_in, int n_out, int *lo,
-                                   int *hi)
+CUDA_PLAN_FN void cuda_pool_window(const cuda_pool_t *g, int i, int n_in,
+                                   int n_out, int *lo, int *hi)
 {
     if (g->k) {
         *lo = i * g->s - g->p;
@@ -352,8 +356,8 @@ CUDA_PLAN_FN void cuda_pool_window(const cuda_pool_t *g, int i, int n_in, int n_
 
 /* Outputs [lo, hi] whose windows may cover input index h: every window
  * that does is in the range (a superset for adaptive windows). */
-CUDA_PLAN_FN void cuda_pool_cover(const cuda_pool_t *g, int h, int n_in, int n_out, int *lo,
-                                  int *hi)
+CUDA_PLAN_FN void cuda_pool_cover(const cuda_pool_t *g, int h, int n_in,
+                                  int n_out, int *lo, int *hi)
 {
     if (g->k) {
         int a = h + g->p - g->k + 1;
