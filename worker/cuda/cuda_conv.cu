@@ -441,8 +441,9 @@ size_t cuda_conv_workspace(backend_t *be, const net_t *net, const net_node_t *no
     cuda_red_plan_t bp;
     s_conv_sizes_t s;
 
+    /* No plan: forward tries again and reports why, with the node. */
     if (s_plan_get(be, net, node, &p))
-        return (size_t)-1;
+        return 0;
     s_sizes(be, node, p, &bp, &s);
     size_t fwd = s.x + s.w + s.y + s.yfull + cuda_align(p->fwd_ws);
     size_t algo = p->data_ws > p->filter_ws ? p->data_ws : p->filter_ws;
