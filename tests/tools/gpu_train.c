@@ -96,13 +96,14 @@ static int s_image(uint64_t i, uint8_t *px)
         for (int r = 0; r < IMG; r++)
             for (int q = 0; q < IMG; q++) {
                 float t = 6.2831853f * (fx * q + fy * r) / IMG + phase;
-                float noise = 60.0f * (engine_rng_uniform(
-                                           key, 2 + (uint64_t)(c * PLANE +
-                                                               r * IMG + q)) -
-                                       0.5f);
+                float noise =
+                    60.0f * (engine_rng_uniform(
+                                 key, 2 + (uint64_t)(c * PLANE + r * IMG + q)) -
+                             0.5f);
                 float v = 128.0f + 55.0f * sinf(t) + tint + noise;
-                px[c * PLANE + r * IMG + q] =
-                    (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
+                px[c * PLANE + r * IMG + q] = (uint8_t)(v < 0     ? 0
+                                                        : v > 255 ? 255
+                                                                  : v);
             }
     }
     return y;
@@ -158,8 +159,7 @@ static int s_cmd_data(const char *dir)
         if (s_write_file(path, (uint64_t)b * 10000, 10000))
             return 1;
     }
-    printf("gpu_train: wrote 60000 images in the CIFAR-10 layout to %s\n",
-           sub);
+    printf("gpu_train: wrote 60000 images in the CIFAR-10 layout to %s\n", sub);
     return 0;
 }
 
@@ -232,11 +232,11 @@ static double s_step_bytes(const net_t *net)
             in += t;
         }
         double par = 4.0 * (double)nd->params;
-        b += in + out + par;                                   /* forward */
+        b += in + out + par; /* forward */
         b += out + in + 2 * par + (info->bwd_needs_input ? in : 0) +
-             (info->bwd_needs_output ? out : 0);               /* backward */
+             (info->bwd_needs_output ? out : 0); /* backward */
     }
-    return b + 5 * 4.0 * (double)net->params;                  /* SGD */
+    return b + 5 * 4.0 * (double)net->params; /* SGD */
 }
 
 /* Device-side state of one run: the images, batch spec and loss sums. */
@@ -257,7 +257,7 @@ static void s_dev_close(dev_t_ *d)
     if (!be)
         return;
     network_destroy(&d->nw);
-    void *p[] = {d->images, d->labels, d->index, d->sx, d->sy,
+    void *p[] = {d->images, d->labels, d->index, d->sx,     d->sy,
                  d->flip,   d->x,      d->acc,   d->blabels};
     for (size_t i = 0; i < sizeof(p) / sizeof(p[0]); i++)
         if (p[i])
@@ -295,8 +295,8 @@ static int s_dev_open(dev_t_ *d, const char *device, backend_precision_t p,
     d->x = be->vt->alloc(be, (size_t)B * 3 * PLANE * sizeof(float));
     d->acc = be->vt->alloc(be, 2 * sizeof(float));
     d->blabels = be->vt->alloc(be, (size_t)B * sizeof(int32_t));
-    if (!d->images || !d->labels || !d->index || !d->sx || !d->sy ||
-        !d->flip || !d->x || !d->acc || !d->blabels) {
+    if (!d->images || !d->labels || !d->index || !d->sx || !d->sy || !d->flip ||
+        !d->x || !d->acc || !d->blabels) {
         fprintf(stderr, "gpu_train: %s: %s\n", device, be->err);
         return -1;
     }
@@ -346,8 +346,12 @@ static int s_step_calls(dev_t_ *d, const net_t *net, int step)
     static const float mean[3] = {125.3f / 255, 123.0f / 255, 113.9f / 255};
     static const float sd[3] = {63.0f / 255, 62.1f / 255, 66.7f / 255};
     backend_t *be = d->be;
-    backend_batch_spec_t spec = {d->index, d->sx,  d->sy,
-                                 d->flip,  net->batch, 4,
+    backend_batch_spec_t spec = {d->index,
+                                 d->sx,
+                                 d->sy,
+                                 d->flip,
+                                 net->batch,
+                                 4,
                                  {mean[0], mean[1], mean[2]},
                                  {sd[0], sd[1], sd[2]}};
     backend_sgd_t sgd = {0.1f, 0.9f, 5e-4f, true};
@@ -396,8 +400,8 @@ static int s_trajectory(dev_t_ *d, const net_t *net, spec_host_t *h, int n,
 }
 
 /* Seconds per step over n steady steps (captured when possible). */
-static int s_time_steps(dev_t_ *d, const net_t *net, spec_host_t *h,
-                        int first, int n, bool capture, double *sec)
+static int s_time_steps(dev_t_ *d, const net_t *net, spec_host_t *h, int first,
+                        int n, bool capture, double *sec)
 {
     backend_t *be = d->be;
     bool cap = capture && be->vt->capture_begin;
@@ -418,7 +422,7 @@ static int s_time_steps(dev_t_ *d, const net_t *net, spec_host_t *h,
             }
             if (be->vt->sync(be))
                 return -1;
-            t0 = s_now();     /* capture time is not step time */
+            t0 = s_now(); /* capture time is not step time */
         }
         if (cap ? be->vt->replay(be) : s_step_calls(d, net, k)) {
             fprintf(stderr, "gpu_train: step %d: %s\n", k, be->err);
@@ -434,8 +438,7 @@ static int s_time_steps(dev_t_ *d, const net_t *net, spec_host_t *h,
 }
 
 /* Seconds for a forward-only evaluation pass over the in-memory set. */
-static int s_time_eval(dev_t_ *d, const net_t *net, spec_host_t *h,
-                       double *sec)
+static int s_time_eval(dev_t_ *d, const net_t *net, spec_host_t *h, double *sec)
 {
     backend_t *be = d->be;
     int B = net->batch, batches = SYN_IMAGES / B;
@@ -450,7 +453,12 @@ static int s_time_eval(dev_t_ *d, const net_t *net, spec_host_t *h,
         memset(h->sx, 0, (size_t)B);
         memset(h->sy, 0, (size_t)B);
         memset(h->flip, 0, (size_t)B);
-        backend_batch_spec_t spec = {d->index, NULL, NULL, NULL, B, 0,
+        backend_batch_spec_t spec = {d->index,
+                                     NULL,
+                                     NULL,
+                                     NULL,
+                                     B,
+                                     0,
                                      {0.49f, 0.48f, 0.45f},
                                      {0.25f, 0.24f, 0.26f}};
         if (s_upload_spec(d, h, B) ||
@@ -465,7 +473,7 @@ static int s_time_eval(dev_t_ *d, const net_t *net, spec_host_t *h,
     }
     if (be->vt->sync(be))
         return -1;
-    *sec = (s_now() - t0) / (batches * B);   /* per image */
+    *sec = (s_now() - t0) / (batches * B); /* per image */
     return 0;
 }
 
@@ -541,7 +549,11 @@ static int s_cmd_run(const opts_t *o)
         labels[i] = s_image((uint64_t)i, images + (size_t)i * 3 * PLANE);
     if (s_load_net(o, &net))
         goto done;
-    if (s_dev_open(&g, o->device, o->prec, 0, net, images, labels))
+    /* on the CPU (the harness test) both runs get --cpu-threads: the CPU
+     * backend sums in another order at another thread count */
+    if (s_dev_open(&g, o->device, o->prec,
+                   strcmp(o->device, "cpu") == 0 ? o->cpu_threads : 0, net,
+                   images, labels))
         goto done;
     printf("%s: %s, %s, width %d, %lld parameters, %.1f MMAC/image, batch "
            "%d\n",
@@ -554,8 +566,8 @@ static int s_cmd_run(const opts_t *o)
     if (o->cpu_ref) {
         if (!s_losses_load(o->cpu_file, cl, o->steps)) {
             double t0 = s_now();
-            if (s_dev_open(&c, "cpu", BACKEND_FP32, o->cpu_threads, net,
-                           images, labels) ||
+            if (s_dev_open(&c, "cpu", BACKEND_FP32, o->cpu_threads, net, images,
+                           labels) ||
                 s_trajectory(&c, net, &h, o->steps, cl))
                 goto done;
             printf("  (CPU reference: %d steps in %.1f s on %s)\n", o->steps,
@@ -626,10 +638,9 @@ static int s_cmd_run(const opts_t *o)
                     o->label, g.be->description, o->prec_name, net->width,
                     (long long)net->params, (long long)net->macs, net->batch,
                     ips, 1e3 * step_s, (long long)g.be->peak_bytes,
-                    flops / 1e12, flops / (o->peak_tflops * 1e12),
-                    bytes / 1e9, bytes / (o->peak_gbs * 1e9),
-                    eval_s > 0 ? 1.0 / eval_s : 0.0, epoch,
-                    200 * epoch / 60);
+                    flops / 1e12, flops / (o->peak_tflops * 1e12), bytes / 1e9,
+                    bytes / (o->peak_gbs * 1e9),
+                    eval_s > 0 ? 1.0 / eval_s : 0.0, epoch, 200 * epoch / 60);
             s_json_losses(f, "loss", gl, o->steps);
             if (o->cpu_ref) {
                 s_json_losses(f, "loss_cpu", cl, o->steps);
@@ -663,9 +674,9 @@ static int s_conv_one(backend_t *be, const net_t *net, const net_node_t *nd,
                       int reps, double *fwd_s, double *bwd_s)
 {
     const graph_shape_t *xs = &net->nodes[nd->inputs[0]].shape;
-    size_t nx = 4, ny = 4, nw = 4 * (size_t)(nd->out_ch * (nd->in_ch /
-                                                           nd->groups) *
-                                             nd->kernel * nd->kernel);
+    size_t nx = 4, ny = 4,
+           nw = 4 * (size_t)(nd->out_ch * (nd->in_ch / nd->groups) *
+                             nd->kernel * nd->kernel);
     for (int k = 0; k < xs->ndim; k++)
         nx *= (size_t)xs->d[k];
     for (int k = 0; k < nd->shape.ndim; k++)
@@ -702,10 +713,19 @@ static int s_conv_one(backend_t *be, const net_t *net, const net_node_t *nd,
     const float *xin[1] = {x}, *wv[2] = {w, b};
     float *dxv[1] = {dx}, *dwv[2] = {dw, db};
     bool acc[1] = {false};
-    backend_op_t op = {.net = net, .node = nd, .n_inputs = 1, .x = xin,
-                       .y = y, .w = wv, .dw = dwv, .dx = dxv,
-                       .dx_accumulate = acc, .dy = dy, .workspace = work,
-                       .workspace_size = ws, .training = true};
+    backend_op_t op = {.net = net,
+                       .node = nd,
+                       .n_inputs = 1,
+                       .x = xin,
+                       .y = y,
+                       .w = wv,
+                       .dw = dwv,
+                       .dx = dxv,
+                       .dx_accumulate = acc,
+                       .dy = dy,
+                       .workspace = work,
+                       .workspace_size = ws,
+                       .training = true};
     for (int pass = 0; pass < 2; pass++) {
         for (int r = 0; r < 3; r++)
             if (pass ? be->vt->backward(be, &op) : be->vt->forward(be, &op))
@@ -753,8 +773,8 @@ static int s_cmd_convs(const opts_t *o)
         fprintf(stderr, "gpu_train: cannot write %s\n", o->json);
         goto done;
     }
-    printf("%s: Conv2d alone on %s, %s, batch %d\n", o->label,
-           be->description, o->prec_name, net->batch);
+    printf("%s: Conv2d alone on %s, %s, batch %d\n", o->label, be->description,
+           o->prec_name, net->batch);
     printf("  %-18s %-16s %8s %8s %7s %7s %6s %6s\n", "node", "in -> out",
            "fwd us", "bwd us", "TFLOP/s", "GB/s", "bound", "of it");
     for (int i = 1; i < net->n_nodes; i++) {
@@ -793,9 +813,9 @@ static int s_cmd_convs(const opts_t *o)
         double tb = bytes / (o->peak_gbs * 1e9);
         double floor_t = tf > tb ? tf : tb;
         char io[48];
-        snprintf(io, sizeof(io), "%lldx%lld->%lld s%lld",
-                 (long long)xs->d[1], (long long)xs->d[2],
-                 (long long)nd->out_ch, (long long)nd->stride);
+        snprintf(io, sizeof(io), "%lldx%lld->%lld s%lld", (long long)xs->d[1],
+                 (long long)xs->d[2], (long long)nd->out_ch,
+                 (long long)nd->stride);
         printf("  %-18.18s %-16s %8.1f %8.1f %7.1f %7.0f %6s %5.0f%%\n",
                nd->name, io, 1e6 * fs, 1e6 * bs, flops / 1e12, gbs / 1e9,
                tf > tb ? "math" : "memory", 100 * floor_t / t);
@@ -837,9 +857,15 @@ static int s_usage(void)
 
 int main(int argc, char **argv)
 {
-    opts_t o = {.device = "cuda:0", .prec_name = "fp32", .label = "run",
-                .prec = BACKEND_FP32, .batch = 256, .steps = 20,
-                .warmup = 0, .peak_tflops = 494.7, .peak_gbs = 4800};
+    opts_t o = {.device = "cuda:0",
+                .prec_name = "fp32",
+                .label = "run",
+                .prec = BACKEND_FP32,
+                .batch = 256,
+                .steps = 20,
+                .warmup = 0,
+                .peak_tflops = 494.7,
+                .peak_gbs = 4800};
 
     if (argc < 2)
         return s_usage();

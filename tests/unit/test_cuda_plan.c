@@ -102,8 +102,7 @@ static void s_reduce_plan(const cuda_red_plan_t *p, const double *x,
     free(part);
 }
 
-static void s_check_reduce(int nd, const int64_t *shape, uint32_t mask,
-                           int sm)
+static void s_check_reduce(int nd, const int64_t *shape, uint32_t mask, int sm)
 {
     int64_t n = s_numel(nd, shape), n_out = 1;
     cuda_red_plan_t p;
@@ -150,7 +149,7 @@ static void test_reduce_forms(void **state)
     assert_int_equal(p.A, 256);
     assert_int_equal(p.K, 25);
     assert_int_equal(p.R, 1024);
-    assert_true(p.splits * p.K >= 132);     /* fills the GPU */
+    assert_true(p.splits * p.K >= 132); /* fills the GPU */
 
     /* mean over (2, 3): rows */
     cuda_red_plan_make(&p, 4, nchw, 0xc, 132);
@@ -309,12 +308,12 @@ static void test_matmul_maps(void **state)
         rb = bb + 2;
         sb[bb] = k;
         sb[bb + 1] = m;
-        if (ba == 0 && s_pick(4) == 0) {     /* a vector: (k) */
+        if (ba == 0 && s_pick(4) == 0) { /* a vector: (k) */
             ra = 1;
             sa[0] = k;
             n = 1;
         }
-        if (bb == 0 && s_pick(4) == 0) {     /* b vector: (k) */
+        if (bb == 0 && s_pick(4) == 0) { /* b vector: (k) */
             rb = 1;
             sb[0] = k;
             m = 1;
