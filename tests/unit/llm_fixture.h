@@ -28,21 +28,21 @@ typedef struct fixture_server {
     char script[300];
 } fixture_server_t;
 
-static void fixture_sleep_ms(int ms)
+static inline void fixture_sleep_ms(int ms)
 {
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
     nanosleep(&ts, NULL);
 }
 
 /* Make a temporary folder for a test; path written to out. */
-static int fixture_tmpdir(char *out, size_t len)
+static inline int fixture_tmpdir(char *out, size_t len)
 {
     const char *base = getenv("TMPDIR");
     snprintf(out, len, "%s/nader-test-XXXXXX", base ? base : "/tmp");
     return mkdtemp(out) ? 0 : -1;
 }
 
-static int fixture_write(const char *path, const char *text)
+static inline int fixture_write(const char *path, const char *text)
 {
     FILE *f = fopen(path, "w");
     if (!f)
@@ -51,7 +51,7 @@ static int fixture_write(const char *path, const char *text)
     return fclose(f);
 }
 
-static int fixture_server_start(fixture_server_t *s, const char *script)
+static inline int fixture_server_start(fixture_server_t *s, const char *script)
 {
     char portfile[320];
 
@@ -95,7 +95,7 @@ static int fixture_server_start(fixture_server_t *s, const char *script)
     return -1;
 }
 
-static void fixture_server_stop(fixture_server_t *s)
+static inline void fixture_server_stop(fixture_server_t *s)
 {
     if (s->pid > 0) {
         kill(s->pid, SIGTERM);
@@ -105,7 +105,7 @@ static void fixture_server_stop(fixture_server_t *s)
 }
 
 /* Lines of the request log that contain needle (all when NULL). */
-static int fixture_log_count(const fixture_server_t *s, const char *needle)
+static inline int fixture_log_count(const fixture_server_t *s, const char *needle)
 {
     FILE *f = fopen(s->log, "r");
     char *line = NULL;
@@ -123,7 +123,7 @@ static int fixture_log_count(const fixture_server_t *s, const char *needle)
 }
 
 /* Remove a temporary folder made by the fixture (best effort). */
-static void fixture_rmdir(const char *dir)
+static inline void fixture_rmdir(const char *dir)
 {
     char cmd[400];
     if (strncmp(dir, "/tmp/", 5) != 0 && !getenv("TMPDIR"))
