@@ -29,6 +29,12 @@ typedef struct agent_env {
     uint64_t rng;                /* this iteration's stream */
 } agent_env_t;
 
+/* Whether designs are two-input cells (a DARTS-style skeleton). */
+static inline bool agent_two_input(const agent_env_t *e)
+{
+    return e->net && e->net->skeleton == NET_SKELETON_DARTS;
+}
+
 /* The stream of iteration it of a search seeded with seed. */
 static inline uint64_t agent_rng_seed(uint64_t seed, int it)
 {

@@ -26,6 +26,7 @@ static void s_insp_free(inspiration_t *x)
     free(x->source);
     free(x->paper_id);
     free(x->external_id);
+    free(x->emb);
 }
 
 void insp_list_free(insp_list_t *l)

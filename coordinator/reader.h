@@ -28,6 +28,8 @@ typedef struct inspiration {
     char *source;        /* file name or paper title; may be NULL */
     char *paper_id;      /* as imported; may be NULL */
     char *external_id;   /* the id in an imported list; may be NULL */
+    float *emb;          /* unit embedding, once asked for; NULL */
+    int dim;
 } inspiration_t;
 
 typedef struct insp_list {
