@@ -17,6 +17,7 @@ The script is JSON:
         {"name": "rank",                  # for the log
          "match": "REGEX",                # searched in the last user
                                           # message (chat) or the inputs
+         "scope": "all",                  # search the whole conversation
          "route": "chat",                 # "chat" (default) or "embed"
          "responses": [RESPONSE, ...],    # used in order, one per request
          "then": "repeat"}                # after the last: "repeat" it
@@ -93,13 +94,14 @@ class Script:
         self.next = [0] * len(self.rules)
         self.lock = threading.Lock()
 
-    def pick(self, route, text):
+    def pick(self, route, text, whole=None):
         """The (rule name, index, response) that answers a request."""
         with self.lock:
             for i, rule in enumerate(self.rules):
                 if rule.get("route", "chat") != route:
                     continue
-                if not re.search(rule.get("match", ""), text, re.S):
+                hay = whole if rule.get("scope") == "all" and whole else text
+                if not re.search(rule.get("match", ""), hay, re.S):
                     continue
                 resps = rule.get("responses", [])
                 k = self.next[i]
@@ -187,7 +189,7 @@ class Handler(BaseHTTPRequestHandler):
         users = [m.get("content", "") for m in msgs if m.get("role") == "user"]
         last = users[-1] if users else ""
         whole = "\n".join(m.get("content", "") for m in msgs)
-        name, k, resp = self.server.script.pick("chat", last)
+        name, k, resp = self.server.script.pick("chat", last, whole)
         self.record({"route": "chat", "rule": name, "index": k,
                      "messages": msgs, "time": time.time()})
         if self.common(resp):

@@ -12,6 +12,7 @@
 #define NADER_LLM_FIXTURE_H
 
 #include <signal.h>
+#include <sys/prctl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,6 +68,8 @@ static inline int fixture_server_start(fixture_server_t *s, const char *script)
     if (s->pid < 0)
         return -1;
     if (s->pid == 0) {
+        /* A test that dies (a failed assertion) takes its server along. */
+        prctl(PR_SET_PDEATHSIG, SIGTERM);
         const char *py = getenv("PYTHON");
         execl(py ? py : "/usr/bin/python3", "python3",
               "tests/py/llm_server.py", "--script", s->script,
