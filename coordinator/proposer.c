@@ -142,14 +142,23 @@ int proposer_parse_ranking(const char *answer, int n, int *order)
     return ranked;
 }
 
+static bool s_excluded(const proposer_hint_t *h, int64_t id)
+{
+    for (int i = 0; h && i < h->n_exclude; i++)
+        if (h->exclude[i] == id)
+            return true;
+    return false;
+}
+
 /* Ids of the inspirations not yet used for parent. */
 static int s_unused(const tree_t *t, int parent, const insp_list_t *l,
-                    int64_t *out)
+                    const proposer_hint_t *h, int64_t *out)
 {
     int n = 0;
 
     for (int i = 0; i < l->n; i++)
-        if (!tree_inspiration_used(t, parent, l->v[i].id))
+        if (!tree_inspiration_used(t, parent, l->v[i].id) &&
+            !s_excluded(h, l->v[i].id))
             out[n++] = l->v[i].id;
     return n;
 }
@@ -406,16 +415,20 @@ static int s_propose_llm(const proposer_config_t *cfg, agent_env_t *env,
 
 int proposer_propose(const proposer_config_t *cfg, agent_env_t *env,
                      tree_t *tree, insp_list_t *l, reflector_t *refl,
-                     proposals_t *p, char *err, size_t errlen)
+                     const proposer_hint_t *hint, proposals_t *p, char *err,
+                     size_t errlen)
 {
     memset(p, 0, sizeof *p);
-    if (cfg->parent == PROPOSER_PARENT_LLM && env->llm && cfg->invent == 0) {
+    bool fixed = hint && hint->parent >= 0;
+    if (cfg->parent == PROPOSER_PARENT_LLM && env->llm && cfg->invent == 0 &&
+        !fixed) {
         int rc = s_propose_llm(cfg, env, tree, l, refl, p, err, errlen);
         if (rc <= 0)
             return rc;
     }
-    int parent = cfg->parent == PROPOSER_PARENT_BEST ? tree_select_best(tree)
-                                                     : tree_select_dfs(tree);
+    int parent = fixed ? hint->parent
+                 : cfg->parent == PROPOSER_PARENT_BEST ? tree_select_best(tree)
+                                                       : tree_select_dfs(tree);
     if (parent < 0)
         return 0;
 
@@ -438,7 +451,7 @@ int proposer_propose(const proposer_config_t *cfg, agent_env_t *env,
                      "inventing inspirations failed (%.180s)", err);
         rc = 0;
     } else {
-        n = s_unused(tree, parent, l, cand);
+        n = s_unused(tree, parent, l, hint, cand);
         int k = cfg->candidates < n ? cfg->candidates : n;
         if (cfg->sample == PROPOSER_SAMPLE_GUIDED && refl &&
             reflector_count(refl) > 0) {

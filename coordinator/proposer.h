@@ -74,16 +74,24 @@ typedef struct proposals {
 
 void proposals_free(proposals_t *p);
 
+/* Constraints from the search for a further round of one iteration. */
+typedef struct proposer_hint {
+    int parent;               /* >= 0: use this parent */
+    const int64_t *exclude;   /* inspirations already tried */
+    int n_exclude;
+} proposer_hint_t;
+
 /*
  * Propose, most promising first.  insps may grow (invented ideas).
- * refl may be NULL (no experience).  Returns 0 (p->n may be 0 when no
+ * refl may be NULL (no experience); hint may be NULL.  Returns 0 (p->n may be 0 when no
  * inspiration is left), or an LLM_ERR_* code that the search must stop
  * on (budget, cancel), with a message in err.  Other model failures are
  * not fatal: the sampled order is used and p->note says so.
  */
 int proposer_propose(const proposer_config_t *cfg, agent_env_t *env,
                      tree_t *tree, insp_list_t *insps, reflector_t *refl,
-                     proposals_t *p, char *err, size_t errlen);
+                     const proposer_hint_t *hint, proposals_t *p, char *err,
+                     size_t errlen);
 
 /*
  * Read a ranking of n candidates (numbered 1..n) from an answer.  Fills

@@ -104,7 +104,7 @@ static void test_rank_and_fallbacks(void **state)
                 "{\"status\":500}]}]}");
     proposer_config_default(&cfg);
     cfg.candidates = 4;
-    assert_int_equal(proposer_propose(&cfg, &f.env, f.tree, &f.l, NULL, &p,
+    assert_int_equal(proposer_propose(&cfg, &f.env, f.tree, &f.l, NULL, NULL, &p,
                                       err, sizeof err),
                      0);
     assert_int_equal(p.n, 4);
@@ -118,7 +118,7 @@ static void test_rank_and_fallbacks(void **state)
 
     /* Same stream again, an unreadable answer: the sampled order. */
     f.env.rng = 42;
-    assert_int_equal(proposer_propose(&cfg, &f.env, f.tree, &f.l, NULL, &p,
+    assert_int_equal(proposer_propose(&cfg, &f.env, f.tree, &f.l, NULL, NULL, &p,
                                       err, sizeof err),
                      0);
     assert_int_equal(p.n, 4);
@@ -129,7 +129,7 @@ static void test_rank_and_fallbacks(void **state)
     proposals_free(&p);
 
     /* A failing endpoint is not fatal either. */
-    assert_int_equal(proposer_propose(&cfg, &f.env, f.tree, &f.l, NULL, &p,
+    assert_int_equal(proposer_propose(&cfg, &f.env, f.tree, &f.l, NULL, NULL, &p,
                                       err, sizeof err),
                      0);
     assert_int_equal(p.n, 4);
@@ -139,7 +139,7 @@ static void test_rank_and_fallbacks(void **state)
     /* Random proposer: no call at all. */
     int before = fixture_log_count(&f.srv, NULL);
     cfg.rank = false;
-    assert_int_equal(proposer_propose(&cfg, &f.env, f.tree, &f.l, NULL, &p,
+    assert_int_equal(proposer_propose(&cfg, &f.env, f.tree, &f.l, NULL, NULL, &p,
                                       err, sizeof err),
                      0);
     assert_int_equal(p.n, 4);
@@ -166,7 +166,7 @@ static void test_unused_only_and_modes(void **state)
     int b = tree_add(f.tree, 0, 1, "h2", "##b##", 2, "Idea number 2");
     tree_set_screen(f.tree, a, 85.0, 100, 16);
     tree_set_screen(f.tree, b, 90.0, 100, 16);
-    assert_int_equal(proposer_propose(&cfg, &f.env, f.tree, &f.l, NULL, &p,
+    assert_int_equal(proposer_propose(&cfg, &f.env, f.tree, &f.l, NULL, NULL, &p,
                                       err, sizeof err),
                      0);
     /* dfs: best improving child d2; idea 2 is on its path. */
@@ -178,7 +178,7 @@ static void test_unused_only_and_modes(void **state)
 
     cfg.parent = PROPOSER_PARENT_BEST;
     tree_get(f.tree, b)->expanded = true;
-    assert_int_equal(proposer_propose(&cfg, &f.env, f.tree, &f.l, NULL, &p,
+    assert_int_equal(proposer_propose(&cfg, &f.env, f.tree, &f.l, NULL, NULL, &p,
                                       err, sizeof err),
                      0);
     assert_int_equal(p.v[0].parent, a);
@@ -205,7 +205,7 @@ static void test_llm_chooses_pairs(void **state)
     tree_get(f.tree, 0)->expanded = true;
     int a = tree_add(f.tree, 0, 1, "h1", "##a##", 1, "Idea number 1");
     tree_set_screen(f.tree, a, 85.0, 100, 16);
-    assert_int_equal(proposer_propose(&cfg, &f.env, f.tree, &f.l, NULL, &p,
+    assert_int_equal(proposer_propose(&cfg, &f.env, f.tree, &f.l, NULL, NULL, &p,
                                       err, sizeof err),
                      0);
     /* d9 does not exist, 7 is out of range, one pick is repeated. */
@@ -218,7 +218,7 @@ static void test_llm_chooses_pairs(void **state)
     proposals_free(&p);
 
     /* No usable pick: depth-first parent, and a ranking call. */
-    assert_int_equal(proposer_propose(&cfg, &f.env, f.tree, &f.l, NULL, &p,
+    assert_int_equal(proposer_propose(&cfg, &f.env, f.tree, &f.l, NULL, NULL, &p,
                                       err, sizeof err),
                      0);
     assert_int_equal(p.v[0].parent, a);
@@ -243,7 +243,7 @@ static void test_no_reader_invents(void **state)
                 "\"<ranking>2,1</ranking>\"}]}]}");
     proposer_config_default(&cfg);
     cfg.invent = 2;
-    assert_int_equal(proposer_propose(&cfg, &f.env, f.tree, &f.l, NULL, &p,
+    assert_int_equal(proposer_propose(&cfg, &f.env, f.tree, &f.l, NULL, NULL, &p,
                                       err, sizeof err),
                      0);
     /* "Idea number 1" already exists (id 1); it is reused. */
@@ -277,7 +277,7 @@ static void test_budget_is_fatal(void **state)
     llm_usage_set(f.llm, &u);
     f.env.llm = f.llm;
     proposer_config_default(&cfg);
-    assert_int_equal(proposer_propose(&cfg, &f.env, f.tree, &f.l, NULL, &p,
+    assert_int_equal(proposer_propose(&cfg, &f.env, f.tree, &f.l, NULL, NULL, &p,
                                       err, sizeof err),
                      LLM_ERR_BUDGET);
     assert_non_null(strstr(err, "token budget"));
