@@ -21,4 +21,6 @@ typedef struct cli_command {
 /* The table, in main.c. */
 extern const cli_command_t cli_commands[];
 
+int cmd_graph(int argc, char **argv);   /* cli/cmd_graph.c */
+
 #endif

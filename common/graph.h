@@ -17,7 +17,8 @@
  *
  * Ownership: every *_new/parse function returns an object owned by the
  * caller, freed with the matching *_destroy(&p), which sets p to NULL.
- * Strings returned by *_print/*_canonical are malloc'd; free() them.
+ * Strings returned by the *_print and *_canonical functions are
+ * malloc'd; free() them.
  */
 #ifndef NADER_GRAPH_H
 #define NADER_GRAPH_H
@@ -89,6 +90,18 @@ typedef struct graph_bindings {
  */
 int graph_expr_eval(const graph_expr_t *e, const graph_bindings_t *b,
                     int64_t *num, int64_t *den);
+
+/*
+ * Parse one expression from text[0..len).  Returns it (owned by the
+ * caller, graph_expr_destroy) or NULL with a short reason in err (such
+ * as "unknown name 'Cin' (the variables are B, C, dim, H and W)").
+ */
+graph_expr_t *graph_expr_parse(const char *text, size_t len, char *err,
+                               size_t errlen);
+void graph_expr_destroy(graph_expr_t **e);
+graph_expr_t *graph_expr_clone(const graph_expr_t *e);
+/* The expression in canonical spelling ("C/4", "dim*2"); malloc'd. */
+char *graph_expr_print(const graph_expr_t *e);
 
 /* ---------------------------------------------------------------- blocks */
 
@@ -188,6 +201,9 @@ graph_block_t *graph_default_downsample(bool two_input);
  */
 char *graph_block_print(const graph_block_t *b);
 char *graph_design_print(const graph_design_t *d);
+/* One node's operation and arguments, "Conv2d(out_channels=C,
+ * kernel_size=3)", without the index; malloc'd. */
+char *graph_node_print(const graph_node_t *n);
 
 /* ------------------------------------------------------------- structure */
 

@@ -78,7 +78,9 @@ typedef struct net_node {
     int64_t pad;              /* both sides */
     bool crop;                /* drop the last output row and column */
     bool bias;                /* Conv2d and Linear of blocks: true */
-    int64_t out_size;         /* adaptive pools */
+    int64_t out_size;         /* adaptive pools: output height */
+    int64_t out_size_w;       /* adaptive pools: output width (equal to
+                                 out_size unless a pair was given) */
 
     /* concat, softmax: dims[0]; mean, max, sum: n_dims sorted dims;
      * permute: the order.  All made non-negative. */
