@@ -102,7 +102,7 @@ static int s_nb201(const graph_design_t *d, const net_config_t *cfg,
     for (int s = 0; s < 3; s++) {
         int64_t ws = (int64_t)w << s;
         for (int i = 0; i < N; i++) {
-            snprintf(name, sizeof name, "stage%d.%d", s, i);
+            snprintf(name, sizeof name, "stage%d.%d", s & 3, i & 1023);
             s_slot(&slots[n], GRAPH_ROLE_CELL, d->cell, name, batch, ws, ws,
                    h, wd);
             slots[n].src[0] = n - 1;
@@ -110,7 +110,7 @@ static int s_nb201(const graph_design_t *d, const net_config_t *cfg,
         }
         if (s == 2)
             break;
-        snprintf(name, sizeof name, "down%d", s);
+        snprintf(name, sizeof name, "down%d", s & 3);
         s_slot(&slots[n], GRAPH_ROLE_DOWNSAMPLE, d->downsample, name, batch,
                ws, 2 * ws, h, wd);
         slots[n].src[0] = n - 1;
@@ -140,7 +140,7 @@ static int s_darts(const graph_design_t *d, const net_config_t *cfg,
 
         if (red)
             width *= 2;
-        snprintf(name, sizeof name, "cells.%d", k);
+        snprintf(name, sizeof name, "cells.%d", k & 1023);
         s_slot(s, red ? GRAPH_ROLE_DOWNSAMPLE : GRAPH_ROLE_CELL,
                red ? d->downsample : d->cell, name, batch, width, width, h,
                wd);
