@@ -21,6 +21,9 @@ int cmd_results(int argc, char **argv);
 int cmd_set(int argc, char **argv);
 int cmd_cancel(int argc, char **argv);
 int cmd_keygen(int argc, char **argv);
+int cmd_run(int argc, char **argv);
+int cmd_tree(int argc, char **argv);
+int cmd_read(int argc, char **argv);
 
 const cli_command_t cli_commands[] = {
     {"help", s_help, "list the subcommands"},
@@ -33,6 +36,9 @@ const cli_command_t cli_commands[] = {
     {"set", cmd_set, "change a live limit of a coordinator"},
     {"cancel", cmd_cancel, "cancel jobs"},
     {"keygen", cmd_keygen, "make a CURVE key pair"},
+    {"run", cmd_run, "run a search on this machine (EXPERIMENT.yaml)"},
+    {"tree", cmd_tree, "print a search's tree of designs"},
+    {"read", cmd_read, "turn papers into inspirations; import lists"},
     {NULL, NULL, NULL},
 };
 
