@@ -58,6 +58,7 @@ static void s_usage(FILE *f)
             "(docs/experiments.md).  Run it again to\nresume a search that "
             "was stopped.\n\n"
             "  --set KEY=VALUE   override a key of the experiment file\n"
+            "  --doc             print the experiment keys (Markdown)\n"
             "  --quiet           no live table, only the leaderboard\n"
             "  --log-level L     debug, info, warn (default) or error\n");
 }
@@ -324,6 +325,39 @@ static void s_table_line(const search_status_t *st)
     fflush(stdout);
 }
 
+/*
+ * The key reference of docs/experiments.md, from the configuration
+ * table: the keys of a search and of nader run, by section.
+ */
+static void s_doc(void)
+{
+    static const char *const sections[][2] = {
+        {"search.", "The search"},
+        {"train.", "Training and the fidelity ladder"},
+        {"budget.", "Budgets"},
+        {"llm.", "The language model"},
+        {"run.", "nader run"},
+        {"data.", "Data"}};
+    static const char *const types[] = {"string", "path", "integer",
+                                        "boolean", "number", "duration",
+                                        "size", "list"};
+    int n;
+    const config_key_t *k = config_keys(&n);
+
+    for (size_t s = 0; s < sizeof sections / sizeof sections[0]; s++) {
+        printf("### %s\n\n| key | type | default | meaning |\n"
+               "|---|---|---|---|\n",
+               sections[s][1]);
+        size_t plen = strlen(sections[s][0]);
+        for (int i = 0; i < n; i++)
+            if (strncmp(k[i].name, sections[s][0], plen) == 0)
+                printf("| `%s` | %s | %s%s%s | %s |\n", k[i].name,
+                       types[k[i].type], k[i].def[0] ? "`" : "(empty)",
+                       k[i].def, k[i].def[0] ? "`" : "", k[i].doc);
+        printf("\n");
+    }
+}
+
 /* Parse arguments into r->cfg.  Returns 0, or an exit code. */
 static int s_args(int argc, char **argv, s_run_t *r, bool *quiet,
                   int *level)
@@ -334,6 +368,9 @@ static int s_args(int argc, char **argv, s_run_t *r, bool *quiet,
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             s_usage(stdout);
+            return -1;
+        } else if (strcmp(argv[i], "--doc") == 0) {
+            s_doc();
             return -1;
         } else if (strcmp(argv[i], "--quiet") == 0) {
             *quiet = true;
@@ -547,7 +584,10 @@ int cmd_run(int argc, char **argv)
             quiet_ticks = 0;
         }
     }
-    if (r.search_started && atomic_load(&r.search_done)) {
+    /* Wait for the search thread even after a second signal: it was
+     * asked to stop, and the results are read from it next. */
+    if (r.search_started) {
+        search_stop(r.search);
         pthread_join(r.search_th, NULL);
         r.search_started = false;
     }
