@@ -42,8 +42,8 @@ static double s_process_cpu(void)
 {
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
-    return ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
-           ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
+    return ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + ru.ru_stime.tv_sec +
+           ru.ru_stime.tv_usec / 1e6;
 }
 
 static double s_wall(void)
@@ -89,10 +89,11 @@ static char **s_answers(const graph_design_t *base, const net_config_t *net,
         char *cell = graph_block_print(r.design->cell);
         text_buf_t b;
         text_buf_init(&b);
-        text_buf_printf(&b, "Let me think about this step by step. The "
-                            "inspiration asks for a change of the cell.\n\n"
-                            "```text\n%s```\n\nThe cell keeps C channels "
-                            "and the spatial size.\n",
+        text_buf_printf(&b,
+                        "Let me think about this step by step. The "
+                        "inspiration asks for a change of the cell.\n\n"
+                        "```text\n%s```\n\nThe cell keeps C channels "
+                        "and the spatial size.\n",
                         cell);
         out[i] = text_buf_take(&b);
         free(cell);
@@ -124,8 +125,7 @@ int main(int argc, char **argv)
         return 1;
     config_defaults(&cfg);
     config_set(&cfg, "state_dir", dir, err, sizeof err);
-    config_set(&cfg, "workers.endpoint", "tcp://127.0.0.1:*", err,
-               sizeof err);
+    config_set(&cfg, "workers.endpoint", "tcp://127.0.0.1:*", err, sizeof err);
     config_set(&cfg, "status.endpoint", "", err, sizeof err);
     config_set(&cfg, "jobs.paused", "true", err, sizeof err);
     if (coord_new(&cfg, &c, err, sizeof err) < 0) {
@@ -202,8 +202,7 @@ int main(int argc, char **argv)
         sr.tag = (char *)"search:bench:screen";
         sr.source = (char *)"search:bench";
         sr.parent_hash = tree_get(tree, 0)->hash;
-        if (coord_link_submit(link, &sr, &reply, 10000, err, sizeof err) ==
-                0 &&
+        if (coord_link_submit(link, &sr, &reply, 10000, err, sizeof err) == 0 &&
             reply->submit && reply->submit->ok)
             ok++;
         if (reply)

@@ -117,9 +117,11 @@ data:
     return ws.experiment(name + "-" + os.path.basename(state) + ".yaml", text)
 
 
-def run(exp, timeout=240, sets=()):
+def run(exp, timeout=240, sets=(), replay=None):
     """Run `nader run` to its end; returns (exit code, output)."""
     cmd = [NADER, "run", exp, "--quiet"]
+    if replay:
+        cmd += ["--llm-replay", replay]
     for kv in sets:
         cmd += ["--set", kv]
     p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,

@@ -3,7 +3,7 @@
 
   - designs: no design beyond the cap is made; those made are trained;
   - tokens: the search stops once the LLM calls used the cap, and no call
-    is made after the one that reached it;
+    begins after the one that reached it has answered;
   - GPU hours: once the training time adds up to the cap, nothing new is
     started;
   - deadline: the search ends soon after it, queued runs cancelled.
@@ -62,8 +62,20 @@ def tokens_cap(ws, url, ideas):
     used = [x["prompt_tokens"] + x["completion_tokens"] for x in res["llm"]]
     total = sum(used)
     sf.check(total >= cap, "stopped at %d tokens, below the cap" % total)
-    sf.check(total - used[-1] < cap,
-             "a call was made after the cap was reached")
+    # No call began after the one that reached the cap had answered
+    # (calls already in flight then may finish: llm.concurrency is 2).
+    run_sum, reached = 0, None
+    for x, u in zip(res["llm"], used):
+        run_sum += u
+        if run_sum >= cap:
+            reached = x["time"]
+            break
+    sf.check(reached is not None, "the cap was never reached")
+    for x in res["llm"]:
+        began = x["time"] - x["latency_ms"] / 1000.0
+        sf.check(began <= reached + 0.005,
+                 "a call began %.3f s after the cap was reached" %
+                 (began - reached))
     sf.check(("%d of %d tokens" % (total, cap)) in reason, reason)
     sf.check(len(ws.requests()) == len(res["llm"]),
              "the endpoint was asked more than the calls stored")

@@ -167,9 +167,8 @@ def main():
         shutil.move(res["dir"], ws.dir + "/recorded")
         log = ws.dir + "/recorded/llm.jsonl"
         asked = len(reqs)
-        exp2 = sf.experiment_yaml(ws, "scripted", ws.dir + "/state2", extra,
-                                  replay=log)
-        rc, out = sf.run(exp2)
+        exp2 = sf.experiment_yaml(ws, "scripted", ws.dir + "/state2", extra)
+        rc, out = sf.run(exp2, replay=log)
         sf.check(rc == 0, "replay failed:\n" + out)
         sf.check("replaying a recorded log" in out, out)
         rep = sf.results(ws, "scripted")
