@@ -77,13 +77,16 @@ class Workspace:
             print("kept " + self.dir)
 
 
-def experiment_yaml(ws, name, state, extra="", llm_url=None, replay=None):
+def experiment_yaml(ws, name, state, extra="", llm_url=None, replay=None,
+                    embed=False):
     """An experiment file for a small, quick search."""
     llm = ""
     if llm_url:
         llm = ("llm:\n  base_url: %s\n  model: scripted\n  timeout: 1s\n"
                "  backoff: 50ms\n  backoff_max: 200ms\n  concurrency: 2\n"
                % llm_url)
+        if embed:
+            llm += "  embed_model: scripted-embed\n"
     elif replay:
         llm = "llm:\n  replay: %s\n  concurrency: 2\n" % replay
     text = """state_dir: %(state)s

@@ -56,7 +56,7 @@ def main():
         ideas = ws.experiment("ideas.json", json.dumps(IDEAS))
         extra = "  inspirations: %s\n  candidates: 4\n" % ideas
         exp = sf.experiment_yaml(ws, "resume", ws.dir + "/state", extra,
-                                 llm_url=url)
+                                 llm_url=url, embed=True)
         proc = sf.start(exp, sets=["search.iterations=3"])
         # Wait for the Modifier of the second iteration to be under way.
         deadline = time.time() + 150
@@ -102,8 +102,8 @@ def main():
             return json.dumps(msgs, sort_keys=True)
         count = {}
         for r in reqs:
-            if "messages" in r:
-                count[key(r["messages"])] = count.get(key(r["messages"]), 0) + 1
+            k = key(r.get("messages", r.get("inputs")))
+            count[k] = count.get(k, 0) + 1
         early = [x for x in res["llm"] if x["time"] < killed_at]
         sf.check(len(early) >= 3, "too few exchanges before the kill")
         for x in early:

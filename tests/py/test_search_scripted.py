@@ -10,7 +10,8 @@ and fences (idea-gelu), an invalid block fixed after the validator's
 feedback (idea-kernel), the parent unchanged (idea-dup, a duplicate),
 garbage and then a valid block (idea-garbage), an invalid block every
 time (idea-never), and a change that hurts (idea-sigmoid).  The ranking
-puts the troublesome ideas first, so each is tried.  The test then
+puts the troublesome ideas first, so each is tried, and experience is
+retrieved by the endpoint's embeddings.  The test then
 checks that the tree and the experiences are the ones the script
 implies, and that a replay of the exchange log, with no endpoint at
 all, builds the same tree.  About 40 s on 2 cores.
@@ -149,7 +150,7 @@ def main():
              for i, t in enumerate(IDEAS)]))
         extra = "  inspirations: %s\n  candidates: 6\n" % ideas
         exp = sf.experiment_yaml(ws, "scripted", ws.dir + "/state1", extra,
-                                 llm_url=url)
+                                 llm_url=url, embed=True)
         rc, out = sf.run(exp)
         sf.check(rc == 0, "nader run failed:\n" + out)
         sf.check("finished: all 2 iterations done" in out, out)
@@ -158,10 +159,14 @@ def main():
         reqs = ws.requests()
         by_name = check_tree(res, reqs)
         check_experiences(res, by_name)
-        # Every stored exchange was asked once (no retry in this script
-        # reached the modifier, which is what stores them).
         sf.check(len(res["llm"]) == res["summary"]["llm"]["calls"],
                  "llm.jsonl holds every call")
+        # Experience was retrieved by embeddings, each text embedded once.
+        embeds = [x for x in res["llm"] if x["kind"] == "embed"]
+        sf.check(len(embeds) >= 2, "no embedding calls")
+        texts = [t for x in embeds for t in x["request"]]
+        sf.check(any("Keep ReLU-like" in t for t in texts),
+                 "research lessons were not embedded")
 
         # Replay: a fresh store, no endpoint, the same tree.
         shutil.move(res["dir"], ws.dir + "/recorded")
