@@ -49,6 +49,7 @@ struct llm {
     llm_usage_t usage;
     int64_t seq;
     bool embed_absent;
+    bool memo_has_embed;        /* a replay log holds embeddings */
 
     s_memo_t *memo;
     int n_memo, cap_memo;
@@ -222,7 +223,9 @@ bool llm_has_embeddings(const llm_t *l)
     bool ok;
 
     pthread_mutex_lock(&m->lock);
-    ok = !m->embed_absent && (m->embed_model != NULL || m->cfg.replay_only);
+    ok = !m->embed_absent &&
+         (m->embed_model != NULL ||
+          (m->cfg.replay_only && m->memo_has_embed));
     pthread_mutex_unlock(&m->lock);
     return ok;
 }
@@ -285,6 +288,7 @@ int llm_memo_add(llm_t *l, const llm_exchange_t *x)
     memset(&l->memo[l->n_memo], 0, sizeof l->memo[0]);
     if (llm_exchange_copy(&l->memo[l->n_memo].x, x) != 0)
         goto out;
+    l->memo_has_embed = l->memo_has_embed || x->kind == LLM_KIND_EMBED;
     l->n_memo++;
     rc = 0;
 out:

@@ -160,7 +160,8 @@ int llm_embed(llm_t *l, const char *agent, int iteration,
               const char *const *texts, int n, float **vecs, int *dim,
               char *err, size_t errlen);
 
-/* True when embeddings may be asked for (configured, not known absent). */
+/* True when embeddings may be asked for: configured and not known to be
+ * absent, or (replay only) present in the memo. */
 bool llm_has_embeddings(const llm_t *l);
 
 /* Make every waiting and future call return LLM_ERR_CANCELLED soon. */

@@ -347,6 +347,8 @@ static void test_log_and_replay(void **state)
     l = llm_new(&c, err, sizeof err);
     assert_non_null(l);
     assert_int_equal(llm_memo_load_jsonl(l, path, err, sizeof err), 3);
+    /* The log holds no embeddings, so none are offered. */
+    assert_false(llm_has_embeddings(l));
     for (int i = 0; i < 3; i++) {
         assert_int_equal(s_ask(l, prompts[i], &ans, err, sizeof err), LLM_OK);
         assert_string_equal(ans, expect[i]);
