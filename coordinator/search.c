@@ -1025,7 +1025,8 @@ int search_run(search_t *s)
         if (!search_stopping(s))
             s->iteration = 1;
     }
-    while (!search_stopping(s) && s->iteration <= s->cfg.iterations) {
+    while (!s->in_ladder && !search_stopping(s) &&
+           s->iteration <= s->cfg.iterations) {
         if (search_hard_budget(s))
             break;
         if (s_iteration(s) != 0)
@@ -1041,7 +1042,7 @@ int search_run(search_t *s)
         search_status_refresh(s, "stopped");
         return 0;
     }
-    if (!search_stopping(s))
+    if (!search_stopping(s) && !s->in_ladder)
         snprintf(s->stop_reason, sizeof s->stop_reason,
                  "all %d iterations done", s->cfg.iterations);
     if (s->iteration > s->cfg.iterations)

@@ -58,6 +58,7 @@ struct search {
     int64_t exp_stored; /* highest experience id in the store */
 
     int iteration;   /* in progress */
+    bool in_ladder;  /* resumed after the iterations ended */
     char **expanded; /* hashes of designs chosen as parents */
     int n_expanded;
     uint64_t started_ms;

@@ -787,7 +787,9 @@ int ss_resume(search_t *s, char *err, size_t errlen)
     s->iteration = fresh ? 0 : (int)rec->iteration;
     /* Tools (no link) see everything, a resuming search the state at
      * the start of the iteration in progress. */
-    L.upto = done || !s->link ? INT_MAX : s->iteration;
+    s->in_ladder = !fresh && !done && rec->phase &&
+                   strcmp(rec->phase, "ladder") == 0;
+    L.upto = done || s->in_ladder || !s->link ? INT_MAX : s->iteration;
     s->started_ms =
         fresh || !rec->started_ms ? search_now_ms() : rec->started_ms;
     if (!fresh) {

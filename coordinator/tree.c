@@ -322,12 +322,13 @@ static void s_render(const tree_t *t, int id, int depth, text_buf_t *b,
         text_buf_printf(b, " %+.2f", n->screen_acc - p->screen_acc);
     if (n->inspiration) {
         size_t len = strlen(n->inspiration);
+        text_buf_puts(b, "  ");
+        if (n->inspiration_id >= 0)
+            text_buf_printf(b, "[%lld] ", (long long)n->inspiration_id);
         if (width > 0 && (int)len > width)
-            text_buf_printf(b, "  [%lld] %.*s...", (long long)n->inspiration_id,
-                            width - 3, n->inspiration);
+            text_buf_printf(b, "%.*s...", width - 3, n->inspiration);
         else
-            text_buf_printf(b, "  [%lld] %s", (long long)n->inspiration_id,
-                            n->inspiration);
+            text_buf_puts(b, n->inspiration);
     } else if (n->parent < 0) {
         text_buf_puts(b, "  (base design)");
     }
