@@ -596,8 +596,13 @@ static int s_modify_all(search_t *s, const proposals_t *ps, bool *tried,
                          "inspiration %lld: %s",
                          s->cfg.name, s->iteration, (long long)t->p->insp_id,
                          t->res.last_error ? t->res.last_error : "?");
+                s->no_answer++;
+                snprintf(s->no_answer_why, sizeof s->no_answer_why, "%s",
+                         t->res.last_error ? t->res.last_error : "?");
                 break;
             }
+            if (t->res.status != MODIFY_NO_ANSWER)
+                s->answered++;
         }
         for (int j = 0; j < k; j++) {
             modify_result_free(&tasks[j].res);
@@ -618,6 +623,8 @@ static int s_agents(search_t *s, int *first_parent)
     int accepted = 0, n_tried = 0;
     int64_t *tried_ids = NULL;
     int rc = 0;
+
+    s->answered = s->no_answer = 0;
 
     for (int round = 0; round < s->cfg.rounds && accepted < s->cfg.width &&
                         !search_stopping(s) && rc == 0;
@@ -685,6 +692,10 @@ static int s_agents(search_t *s, int *first_parent)
         proposals_free(&ps);
     }
     free(tried_ids);
+    /* An endpoint that answered nothing all iteration is not there. */
+    if (rc == 0 && s->answered == 0 && s->no_answer > 0)
+        search_set_stop(s, false, "the LLM endpoint did not answer: %s",
+                        s->no_answer_why);
     return rc;
 }
 

@@ -59,6 +59,9 @@ struct search {
 
     int iteration;   /* in progress */
     bool in_ladder;  /* resumed after the iterations ended */
+    int answered;    /* Modifier conversations answered this iteration */
+    int no_answer;   /* ... and those the endpoint never answered */
+    char no_answer_why[256];
     char **expanded; /* hashes of designs chosen as parents */
     int n_expanded;
     uint64_t started_ms;

@@ -8,8 +8,9 @@
     started;
   - deadline: the search ends soon after it, queued runs cancelled.
 
-The offline designer is used where the LLM is beside the point.  About
-60 s on 2 cores.
+An endpoint that answers nothing for a whole iteration ends the search
+too.  The offline designer is used where the LLM is beside the point.  About
+30 s on 2 cores.
 """
 import json
 import time
@@ -30,13 +31,14 @@ SCRIPT = {"rules": [
 ]}
 
 
-def summary_of(ws, name):
-    return sf.results(ws, name)
+# Short training runs: the budgets are the point here, not accuracy.
+QUICK = ["train.max_steps=12"]
 
 
 def designs_cap(ws):
     exp = sf.experiment_yaml(ws, "cap-designs", ws.dir + "/s1")
-    rc, out = sf.run(exp, sets=["search.iterations=5", "budget.designs=3"])
+    rc, out = sf.run(exp, sets=QUICK + ["search.iterations=5",
+                                        "budget.designs=3"])
     sf.check(rc == 0, out)
     res = sf.results(ws, "cap-designs")
     sf.check(len(res["tree"]) == 4, "base + 3 designs, not %d" %
@@ -53,8 +55,8 @@ def tokens_cap(ws, url, ideas):
     exp = sf.experiment_yaml(ws, "cap-tokens", ws.dir + "/s2", extra,
                              llm_url=url)
     cap = 4000
-    rc, out = sf.run(exp, sets=["search.iterations=6",
-                                "budget.tokens=%d" % cap])
+    rc, out = sf.run(exp, sets=QUICK + ["search.iterations=6",
+                                        "budget.tokens=%d" % cap])
     sf.check(rc == 0, out)
     res = sf.results(ws, "cap-tokens")
     reason = res["summary"]["stop_reason"]
@@ -87,14 +89,14 @@ def tokens_cap(ws, url, ideas):
 
 def gpu_cap(ws):
     exp = sf.experiment_yaml(ws, "cap-gpu", ws.dir + "/s3")
-    rc, out = sf.run(exp, sets=["search.iterations=20",
-                                "budget.gpu_hours=0.002"])
+    rc, out = sf.run(exp, sets=QUICK + ["search.iterations=20",
+                                        "budget.gpu_hours=0.0005"])
     sf.check(rc == 0, out)
     res = sf.results(ws, "cap-gpu")
     reason = res["summary"]["stop_reason"]
     sf.check(reason.startswith("GPU-hour budget reached"), reason)
     hours = res["summary"]["gpu_hours"]
-    sf.check(hours >= 0.002, "stopped below the cap: %f" % hours)
+    sf.check(hours >= 0.0005, "stopped below the cap: %f" % hours)
     # Every run but those in flight when the cap was crossed came before.
     sf.check(len(res["tree"]) < 20 * 2 + 1, "did not stop")
 
@@ -102,15 +104,28 @@ def gpu_cap(ws):
 def deadline(ws):
     exp = sf.experiment_yaml(ws, "cap-deadline", ws.dir + "/s4")
     t0 = time.time()
-    rc, out = sf.run(exp, sets=["search.iterations=100",
-                                "budget.deadline=12s"])
+    rc, out = sf.run(exp, sets=QUICK + ["search.iterations=100",
+                                        "budget.deadline=6s"])
     took = time.time() - t0
     sf.check(rc == 0, out)
     res = sf.results(ws, "cap-deadline")
     reason = res["summary"]["stop_reason"]
     sf.check(reason.startswith("deadline reached"), reason)
-    sf.check(took < 40, "a 12 s deadline ended after %.0f s" % took)
+    sf.check(took < 30, "a 6 s deadline ended after %.0f s" % took)
     sf.check(res["summary"]["phase"] == "done", "not finished")
+
+
+def endpoint_down(ws, ideas):
+    extra = "  inspirations: %s\n" % ideas
+    exp = sf.experiment_yaml(ws, "down", ws.dir + "/s5", extra,
+                             llm_url="http://127.0.0.1:1/v1")
+    rc, out = sf.run(exp, sets=QUICK + ["llm.retries=0",
+                                        "search.iterations=5"])
+    sf.check(rc == 0, out)
+    res = sf.results(ws, "down")
+    reason = res["summary"]["stop_reason"]
+    sf.check(reason.startswith("the LLM endpoint did not answer"), reason)
+    sf.check(len(res["tree"]) == 1, "designs from a dead endpoint")
 
 
 def main():
@@ -123,7 +138,9 @@ def main():
         tokens_cap(ws, url, ideas)
         gpu_cap(ws)
         deadline(ws)
-        print("ok: design, token, GPU-hour and deadline budgets")
+        endpoint_down(ws, ideas)
+        print("ok: design, token, GPU-hour and deadline budgets; a dead "
+              "endpoint ends the search")
     finally:
         ws.close()
 
