@@ -147,6 +147,7 @@ typedef struct s_run {
     bool cuda;
     char prog[PATH_MAX + 16];
     char data[PATH_MAX];
+    char state[PATH_MAX];
     char results[PATH_MAX];
 } s_run_t;
 
@@ -169,12 +170,19 @@ static void *s_search_main(void *arg)
 static int s_spawn(s_run_t *r, int i, char *err, size_t errlen)
 {
     char device[32], name[64], threads[32], logf[PATH_MAX + 32];
+    char scratch[PATH_MAX + 64];
 
     if (r->cuda)
         snprintf(device, sizeof device, "cuda:%d", i % r->gpus);
     else
         snprintf(device, sizeof device, "cpu");
-    snprintf(name, sizeof name, "local-%s-%d", r->cuda ? "gpu" : "cpu", i);
+    /* Names and scratch folders are this run's own: a worker of a run
+     * that was killed may still be on its way out, and other runs on
+     * this machine have workers of their own. */
+    snprintf(name, sizeof name, "local-%d-%s%d", (int)getpid(),
+             r->cuda ? "gpu" : "cpu", i);
+    snprintf(scratch, sizeof scratch, "%s/workers/%d-%d", r->state,
+             (int)getpid(), i);
     snprintf(threads, sizeof threads, "%lld", (long long)r->cfg.run_threads);
     snprintf(logf, sizeof logf, "%s/worker-%d.log", r->results, i);
     fflush(stdout);
@@ -204,6 +212,8 @@ static int s_spawn(s_run_t *r, int i, char *err, size_t errlen)
         argv[k++] = r->data;
         argv[k++] = "--name";
         argv[k++] = name;
+        argv[k++] = "--scratch";
+        argv[k++] = scratch;
         if (r->cfg.run_threads > 0) {
             argv[k++] = "--threads";
             argv[k++] = threads;
@@ -243,6 +253,8 @@ static int s_start_workers(s_run_t *r, char *err, size_t errlen)
     }
     if (!realpath(r->cfg.data_dir, r->data))
         snprintf(r->data, sizeof r->data, "%s", r->cfg.data_dir);
+    if (!realpath(r->cfg.state_dir, r->state))
+        snprintf(r->state, sizeof r->state, "%s", r->cfg.state_dir);
     for (int i = 0; i < n; i++) {
         if (s_spawn(r, i, err, errlen) != 0)
             return -1;

@@ -93,7 +93,8 @@ def main():
             sf.check(final.get(n["name"]) == n["hash"],
                      "design %s was lost or changed" % n["name"])
         for n in tree:
-            sf.check(n["state"] == "done", "%s not trained" % n["name"])
+            sf.check(n["state"] == "done", "%s not trained (%s: %s)" %
+                     (n["name"], n["state"], n.get("reason")))
 
         # No answered call repeated: every exchange stored before the
         # kill reached the endpoint once.
