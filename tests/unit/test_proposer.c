@@ -188,6 +188,35 @@ static void test_unused_only_and_modes(void **state)
     s_teardown(&f);
 }
 
+static void test_hint_keeps_parent_and_skips_tried(void **state)
+{
+    fix_t f;
+    proposals_t p;
+    char err[256];
+    proposer_config_t cfg;
+    (void)state;
+
+    s_setup(&f, "{}");
+    proposer_config_default(&cfg);
+    cfg.rank = false;
+    tree_get(f.tree, 0)->expanded = true;
+    int a = tree_add(f.tree, 0, 1, "h1", "##a##", 1, "Idea number 1");
+    tree_set_screen(f.tree, a, 85.0, 100, 16);
+    /* The tree would pick d1; the hint keeps d0 and skips ideas 2, 3. */
+    int64_t tried[] = {2, 3};
+    proposer_hint_t hint = {0, tried, 2};
+    assert_int_equal(proposer_propose(&cfg, &f.env, f.tree, &f.l, NULL, &hint,
+                                      &p, err, sizeof err),
+                     0);
+    assert_int_equal(p.n, 3); /* 6 ideas: 1 used by d1, 2 and 3 tried */
+    for (int i = 0; i < p.n; i++) {
+        assert_int_equal(p.v[i].parent, 0);
+        assert_true(p.v[i].insp_id >= 4);
+    }
+    proposals_free(&p);
+    s_teardown(&f);
+}
+
 static void test_llm_chooses_pairs(void **state)
 {
     fix_t f;
@@ -292,6 +321,7 @@ int main(void)
         cmocka_unit_test(test_parse_ranking),
         cmocka_unit_test(test_rank_and_fallbacks),
         cmocka_unit_test(test_unused_only_and_modes),
+        cmocka_unit_test(test_hint_keeps_parent_and_skips_tried),
         cmocka_unit_test(test_llm_chooses_pairs),
         cmocka_unit_test(test_no_reader_invents),
         cmocka_unit_test(test_budget_is_fatal),
