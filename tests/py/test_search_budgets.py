@@ -4,6 +4,7 @@
   - designs: no design beyond the cap is made; those made are trained;
   - tokens: the search stops once the LLM calls used the cap, and no call
     begins after the one that reached it has answered;
+  - cost: likewise in USD, from the configured prices;
   - GPU hours: once the training time adds up to the cap, nothing new is
     started;
   - deadline: the search ends soon after it, queued runs cancelled.
@@ -87,6 +88,25 @@ def tokens_cap(ws, url, ideas):
           (total, cap, len(used), len(res["tree"])))
 
 
+def cost_cap(ws, url, ideas):
+    extra = "  inspirations: %s\n  candidates: 3\n" % ideas
+    exp = sf.experiment_yaml(ws, "cap-cost", ws.dir + "/s6", extra,
+                             llm_url=url)
+    # 1,000 USD per million tokens both ways: $4 is 4,000 tokens.
+    rc, out = sf.run(exp, sets=QUICK + ["search.iterations=6",
+                                        "llm.price_prompt=1000",
+                                        "llm.price_completion=1000",
+                                        "budget.cost=4"])
+    sf.check(rc == 0, out)
+    res = sf.results(ws, "cap-cost")
+    reason = res["summary"]["stop_reason"]
+    sf.check(reason.startswith("cost budget reached: $"), reason)
+    cost = sum(x["cost"] for x in res["llm"])
+    sf.check(cost >= 4.0, "stopped at $%.4f, below the cap" % cost)
+    sf.check(abs(cost - res["summary"]["llm"]["cost"]) < 1e-6,
+             "summary and exchanges disagree on the cost")
+
+
 def gpu_cap(ws):
     exp = sf.experiment_yaml(ws, "cap-gpu", ws.dir + "/s3")
     rc, out = sf.run(exp, sets=QUICK + ["search.iterations=20",
@@ -136,10 +156,11 @@ def main():
                               "idea-a: one.\nidea-b: two.\nidea-c: three.\n")
         designs_cap(ws)
         tokens_cap(ws, url, ideas)
+        cost_cap(ws, url, ideas)
         gpu_cap(ws)
         deadline(ws)
         endpoint_down(ws, ideas)
-        print("ok: design, token, GPU-hour and deadline budgets; a dead "
+        print("ok: design, token, cost, GPU-hour and deadline budgets; a dead "
               "endpoint ends the search")
     finally:
         ws.close()
