@@ -28,6 +28,9 @@ const cli_command_t cli_commands[] = {
     {"set", cmd_set, "change a live limit of a coordinator"},
     {"cancel", cmd_cancel, "cancel jobs"},
     {"keygen", cmd_keygen, "make a CURVE key pair"},
+    {"run", cmd_run, "run a search on this machine (EXPERIMENT.yaml)"},
+    {"tree", cmd_tree, "print a search's tree of designs"},
+    {"read", cmd_read, "turn papers into inspirations; import lists"},
     {NULL, NULL, NULL},
 };
 

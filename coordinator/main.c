@@ -16,13 +16,15 @@
 #include "config.h"
 #include "coordinator.h"
 #include "log.h"
+#include "search_daemon.h"
 
 static coord_t *s_coord;
 
 static void s_on_signal(int sig)
 {
     (void)sig;
-    if (s_coord)
+    /* A running search is stopped first; it stops the loop after it. */
+    if (s_coord && !search_daemon_signal())
         coord_stop(s_coord);
 }
 
@@ -173,10 +175,20 @@ int main(int argc, char **argv)
             fclose(logf);
         return 1;
     }
+    search_daemon_t *search = NULL;
+    if (search_daemon_start(&cfg, s_coord, &search, err, sizeof err) < 0) {
+        log_error("cannot start the search: %s", err);
+        coord_destroy(&s_coord);
+        config_free(&cfg);
+        if (logf)
+            fclose(logf);
+        return 2;
+    }
     config_free(&cfg);
     rc = coord_run(s_coord);
     signal(SIGTERM, SIG_IGN);
     signal(SIGINT, SIG_IGN);
+    search_daemon_stop(&search);
     coord_destroy(&s_coord);
     log_info("coordinator stopped");
     if (logf)
