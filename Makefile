@@ -72,6 +72,12 @@ ifeq ($(HAVE_CUDA),1)
 LIB_OBJ += $(patsubst %.cu,$(BUILD)/obj/%.cu.o,$(CUDA_SRC))
 endif
 
+# Text files embedded into the library as C strings (the prompts).
+PROMPT_TXT := $(wildcard prompts/*.txt)
+ifneq ($(PROMPT_TXT),)
+LIB_OBJ += $(BUILD)/obj/gen/prompts.o
+endif
+
 CLI_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard cli/*.c))
 BINS := $(BUILD)/nader
 ifneq ($(wildcard coordinator/main.c),)
@@ -98,6 +104,10 @@ benches: $(BENCH_BIN)
 $(BUILD)/gen/%.pb-c.c $(BUILD)/gen/%.pb-c.h: proto/%.proto
 	@mkdir -p $(dir $@)
 	protoc-c --proto_path=proto --c_out=$(BUILD)/gen $<
+
+$(BUILD)/gen/prompts.c: $(PROMPT_TXT) prompts/embed.sh
+	@mkdir -p $(dir $@)
+	sh prompts/embed.sh $(PROMPT_TXT) > $@.tmp && mv $@.tmp $@
 
 $(BUILD)/obj/gen/%.o: $(BUILD)/gen/%.c
 	@mkdir -p $(dir $@)

@@ -15,11 +15,24 @@
 
 static int s_help(int argc, char **argv);
 static int s_version(int argc, char **argv);
+int cmd_status(int argc, char **argv);
+int cmd_submit(int argc, char **argv);
+int cmd_results(int argc, char **argv);
+int cmd_set(int argc, char **argv);
+int cmd_cancel(int argc, char **argv);
+int cmd_keygen(int argc, char **argv);
 
 const cli_command_t cli_commands[] = {
     {"help", s_help, "list the subcommands"},
     {"version", s_version, "print the version"},
     {"graph", cmd_graph, "check, show or hash a design file"},
+    {"status", cmd_status, "show a coordinator: workers, queue, jobs, "
+                           "results"},
+    {"submit", cmd_submit, "queue evaluation jobs for a design"},
+    {"results", cmd_results, "list the results a coordinator kept"},
+    {"set", cmd_set, "change a live limit of a coordinator"},
+    {"cancel", cmd_cancel, "cancel jobs"},
+    {"keygen", cmd_keygen, "make a CURVE key pair"},
     {NULL, NULL, NULL},
 };
 
