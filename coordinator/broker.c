@@ -99,7 +99,7 @@ static void s_handle(coord_t *c, const void *rid, size_t rid_len,
     case NADER__ENVELOPE__BODY_RESULT_ACK:
     case NADER__ENVELOPE__BODY_CANCEL:
     case NADER__ENVELOPE__BODY_REJECT:
-        coord_peer_log(c, LOG_WARN, peer, "out-of-protocol",
+        coord_peer_log(c, LOG_WARN, peer, "out-of-protocol", 1,
                        "sent a %s, which only the coordinator sends; "
                        "dropped", name);
         s_reject(c, rid, rid_len, NADER__REJECT__CODE__BAD_MESSAGE,
@@ -124,7 +124,8 @@ static void s_handle(coord_t *c, const void *rid, size_t rid_len,
         break;
     }
     if (why) {
-        coord_peer_log(c, LOG_WARN, peer, "invalid", "%s; dropped", why);
+        coord_peer_log(c, LOG_WARN, peer, "invalid", 1, "%s; dropped",
+                       why);
         s_reject(c, rid, rid_len, NADER__REJECT__CODE__BAD_MESSAGE, why);
         return;
     }
@@ -136,7 +137,7 @@ static void s_handle(coord_t *c, const void *rid, size_t rid_len,
         return;
     }
     if (!w) {
-        coord_peer_log(c, LOG_INFO, peer, "no-hello",
+        coord_peer_log(c, LOG_INFO, peer, "no-hello", 1,
                        "sent a %s before saying hello; asked to say hello",
                        name);
         s_reject(c, rid, rid_len, NADER__REJECT__CODE__HELLO_FIRST,
@@ -220,7 +221,7 @@ void coord_workers_drain(coord_t *c, int budget)
                 break;
         }
         if (frames > 1) {
-            coord_peer_log(c, LOG_WARN, peer, "frames",
+            coord_peer_log(c, LOG_WARN, peer, "frames", 1,
                            "sent a message of %d frames (one expected); "
                            "dropped", frames);
             goto next;
@@ -232,6 +233,7 @@ void coord_workers_drain(coord_t *c, int budget)
             coord_peer_log(c, LOG_WARN, peer,
                            rc == WIRE_EVERSION ? "version"
                            : rc == WIRE_ETOOBIG ? "oversized" : "malformed",
+                           1,
                            "%s%s; dropped", err, rc == WIRE_ETOOBIG
                            ? " (limits.max_message)" : "");
             if (rc == WIRE_EVERSION)

@@ -42,6 +42,8 @@ typedef struct out_item {
 typedef struct peer_log {
     char key[96];
     uint64_t last_us;
+    uint64_t window_us;      /* start of the current minute */
+    int count;               /* lines logged in it */
     uint64_t suppressed;
 } peer_log_t;
 
@@ -81,9 +83,11 @@ int coord_out_add(coord_t *c, out_kind_t kind, bool durable, void *sock,
                   size_t len);
 int coord_out_envelope(coord_t *c, sched_worker_t *w, Nader__Envelope *env,
                        bool durable);
+/* Log a line about a peer, at most `burst` lines a minute per host and
+ * kind (then a count of what was left out). */
 void coord_peer_log(coord_t *c, int level, const char *peer,
-                    const char *kind, const char *fmt, ...)
-    __attribute__((format(printf, 5, 6)));
+                    const char *kind, int burst, const char *fmt, ...)
+    __attribute__((format(printf, 6, 7)));
 
 /* broker.c */
 void coord_workers_drain(coord_t *c, int budget);

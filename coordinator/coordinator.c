@@ -232,11 +232,11 @@ static size_t s_host_len(const char *peer)
 }
 
 void coord_peer_log(coord_t *c, int level, const char *peer,
-                    const char *kind, const char *fmt, ...)
+                    const char *kind, int burst, const char *fmt, ...)
 {
     char key[96], line[768];
     peer_log_t *slot = NULL, *oldest = &c->peer_log[0];
-    uint64_t now = wire_mono_us();
+    uint64_t now = wire_mono_us(), suppressed = 0;
     va_list ap;
 
     /* Rate-limit per host, not per connection: a peer that reconnects
@@ -251,26 +251,33 @@ void coord_peer_log(coord_t *c, int level, const char *peer,
         if (c->peer_log[i].last_us < oldest->last_us)
             oldest = &c->peer_log[i];
     }
-    if (slot && now - slot->last_us < 60000000u) {
+    if (!slot) {
+        slot = oldest;
+        memset(slot, 0, sizeof *slot);
+        snprintf(slot->key, sizeof slot->key, "%s", key);
+        slot->window_us = now;
+    } else if (now - slot->window_us >= 60000000u) {
+        suppressed = slot->suppressed;
+        slot->window_us = now;
+        slot->count = 0;
+        slot->suppressed = 0;
+    }
+    slot->last_us = now;
+    if (slot->count >= (burst > 0 ? burst : 1)) {
         slot->suppressed++;
         return;
     }
+    slot->count++;
     va_start(ap, fmt);
     vsnprintf(line, sizeof line, fmt, ap);
     va_end(ap);
-    if (slot && slot->suppressed)
+    if (suppressed)
         log_write((log_level_t)level, "peer %s: %s (%llu more like it "
-                  "suppressed)", peer ? peer : "?", line,
-                  (unsigned long long)slot->suppressed);
+                  "suppressed in the last minute)", peer ? peer : "?", line,
+                  (unsigned long long)suppressed);
     else
         log_write((log_level_t)level, "peer %s: %s", peer ? peer : "?",
                   line);
-    if (!slot) {
-        slot = oldest;
-        snprintf(slot->key, sizeof slot->key, "%s", key);
-    }
-    slot->last_us = now;
-    slot->suppressed = 0;
 }
 
 /* ------------------------------------------------ scheduler callbacks */

@@ -44,7 +44,8 @@ json_t *records_result_json(const Nader__ResultRecord *rr, bool epochs)
 
     if (!o || !r)
         return o;
-    json_object_set_new(o, "status", json_string(records_status_name(r->status)));
+    json_object_set_new(o, "status",
+                        json_string(records_status_name(r->status)));
     json_object_set_new(o, "attempt", json_integer(r->attempt));
     json_object_set_new(o, "load_test", json_boolean(r->load_test));
     if (r->reason && r->reason[0])

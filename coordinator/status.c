@@ -560,6 +560,7 @@ void coord_status_drain(coord_t *c, void *sock, bool admin_socket)
             zmq_msg_size(&part[2]) > (size_t)c->cfg.status_max_request) {
             const char *addr = zmq_msg_gets(&part[2], "Peer-Address");
             coord_peer_log(c, LOG_WARN, addr ? addr : "?", "status-size",
+                           1,
                            "status request of %zu bytes is over "
                            "status.max_request (%lld); dropped",
                            zmq_msg_size(&part[2]),
@@ -577,7 +578,8 @@ void coord_status_drain(coord_t *c, void *sock, bool admin_socket)
         } else {
             const char *addr = n > 1 ? zmq_msg_gets(&part[1],
                                                     "Peer-Address") : NULL;
-            coord_peer_log(c, LOG_WARN, addr ? addr : "?", "status-frames",
+            coord_peer_log(c, LOG_WARN, addr ? addr : "?",
+                           "status-frames", 1,
                            "status request of %d frames (expected an empty "
                            "delimiter and one JSON frame); dropped",
                            n + extra - 1);

@@ -131,7 +131,7 @@ void coord_zap_drain(coord_t *c)
             zmq_z85_encode(z85, key, 32);
         }
         if (!key) {
-            coord_peer_log(c, LOG_WARN, address, "zap-mech",
+            coord_peer_log(c, LOG_WARN, address, "zap-mech", 1,
                            "refused: %s mechanism on %s (CURVE required)",
                            mech, domain);
             s_zap_reply(c, &f[0], &f[1], "400", "CURVE required", "");
@@ -141,7 +141,7 @@ void coord_zap_drain(coord_t *c)
             } else {
                 char kind[64];
                 snprintf(kind, sizeof kind, "zap-key-%.16s", z85);
-                coord_peer_log(c, LOG_WARN, address, kind,
+                coord_peer_log(c, LOG_WARN, address, kind, 1,
                                "refused: worker key %s is not in %s", z85,
                                c->cfg.security_worker_keys);
                 s_zap_reply(c, &f[0], &f[1], "400", "key not allowed", "");
@@ -151,7 +151,7 @@ void coord_zap_drain(coord_t *c)
             s_zap_reply(c, &f[0], &f[1], "200", "OK",
                         admin ? "admin" : "reader");
         } else {
-            coord_peer_log(c, LOG_WARN, address, "zap-domain",
+            coord_peer_log(c, LOG_WARN, address, "zap-domain", 1,
                            "refused: unknown ZAP domain '%s'", domain);
             s_zap_reply(c, &f[0], &f[1], "400", "unknown domain", "");
         }
@@ -219,12 +219,14 @@ void coord_monitor_drain(coord_t *c, void *mon, const char *what)
         case ZMQ_EVENT_DISCONNECTED:
             peer = s_fd_name((int)value);
             if (c->last_handshake_fail[0]) {
-                coord_peer_log(c, LOG_WARN, peer ? peer : "?", "handshake",
+                coord_peer_log(c, LOG_WARN, peer ? peer : "?",
+                               "handshake", 1,
                                "connection to %s dropped: %s", what,
                                c->last_handshake_fail);
                 c->last_handshake_fail[0] = 0;
             } else if (strcmp(what, "workers.endpoint") == 0) {
                 coord_peer_log(c, LOG_INFO, peer ? peer : "?", "closed",
+                               30,
                                "connection to %s closed", what);
             } else {
                 log_debug("connection from %s to %s closed",

@@ -388,9 +388,11 @@ static void s_pending_send(worker_t *w, s_pending_t *p)
 }
 
 /* Keep a result until acknowledged, and send it. */
-static void s_result(worker_t *w, Nader__Result *r, const char *device)
+static void s_result(worker_t *w, const Nader__Result *r,
+                     const char *device)
 {
     Nader__Envelope env = NADER__ENVELOPE__INIT;
+    Nader__Result copy;
     s_pending_t *p;
 
     if (w->n_pending == w->cap_pending) {
@@ -404,10 +406,13 @@ static void s_result(worker_t *w, Nader__Result *r, const char *device)
         w->pending = v;
         w->cap_pending = cap;
     }
-    r->worker = w->name;
-    r->host = w->inv.host;
+    /* A copy, so that the strings set here never mix with those of a
+     * decoded message (which the caller frees). */
+    copy = *r;
+    copy.worker = w->name;
+    copy.host = w->inv.host;
     env.body_case = NADER__ENVELOPE__BODY_RESULT;
-    env.result = r;
+    env.result = &copy;
     p = &w->pending[w->n_pending];
     memset(p, 0, sizeof *p);
     if (wire_encode(&env, &p->buf, &p->len) != WIRE_OK)

@@ -35,6 +35,19 @@ static int s_is_dir(const char *base, const char *name)
     return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
+/* Whether base[/sub]/file exists. */
+static int s_has(const char *base, const char *sub, const char *file)
+{
+    char path[4096];
+    struct stat st;
+
+    if (sub)
+        snprintf(path, sizeof path, "%s/%s/%s", base, sub, file);
+    else
+        snprintf(path, sizeof path, "%s/%s", base, file);
+    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
 static int s_devices(inventory_t *inv, const char *spec, char *err,
                      size_t errlen)
 {
@@ -113,14 +126,20 @@ int inventory_take(inventory_t *inv, const char *devices,
                                                                  : "");
         goto fail;
     }
-    if (s_is_dir(data_dir, "cifar-10-batches-bin")) {
+    if (s_has(data_dir, NULL, "data_batch_1.bin") ||
+        s_has(data_dir, "cifar-10-batches-bin", "data_batch_1.bin")) {
         s_add(inv->datasets, &inv->n_datasets, "cifar10");
         s_add(inv->datasets, &inv->n_datasets, "cifar10-valid");
     }
-    if (s_is_dir(data_dir, "cifar-100-binary"))
+    if (s_has(data_dir, NULL, "train.bin") ||
+        s_has(data_dir, "cifar-100-binary", "train.bin"))
         s_add(inv->datasets, &inv->n_datasets, "cifar100");
-    if (s_is_dir(data_dir, "Imagenet16_train") &&
-        s_is_dir(data_dir, "Imagenet16_val"))
+    if ((s_has(data_dir, "Imagenet16_train", "train_data_batch_1") &&
+         s_has(data_dir, "Imagenet16_val", "val_data")) ||
+        (s_has(data_dir, NULL, "train_data_batch_1") &&
+         s_has(data_dir, NULL, "val_data")) ||
+        (s_has(data_dir, "ImageNet16", "train_data_batch_1") &&
+         s_has(data_dir, "ImageNet16", "val_data")))
         s_add(inv->datasets, &inv->n_datasets, "imagenet16-120");
     return 0;
 fail:

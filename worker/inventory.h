@@ -2,11 +2,13 @@
  * inventory.h - what a worker has: host name, memory, processor threads,
  * backends, devices and the data sets found in its data folder.
  *
- * A data set counts as present when its files are where
- * docs/data.md puts them under the data folder:
- *   cifar-10-batches-bin/   -> cifar10, cifar10-valid
- *   cifar-100-binary/       -> cifar100
- *   Imagenet16_train/ and Imagenet16_val/  -> imagenet16-120
+ * A data set counts as present when its first file is where docs/data.md
+ * looks for it, in the data folder itself or in the sub-folder its
+ * archive unpacks to:
+ *   data_batch_1.bin (cifar-10-batches-bin/)   -> cifar10, cifar10-valid
+ *   train.bin (cifar-100-binary/)              -> cifar100
+ *   train_data_batch_1 and val_data (Imagenet16_train/ and
+ *   Imagenet16_val/, or ImageNet16/)           -> imagenet16-120
  * Only presence is checked here; the engine checks the files' sizes when
  * it loads them, and a bad file fails that job with a reason.
  *

@@ -67,8 +67,9 @@ once 'protocol version 99'
 once 'sent a message of 2 frames'
 once 'hello without a worker name'
 once 'over status.max_request'
-# The raw bytes and the huge frame end their connections.
-[[ $(grep -c 'connection to workers.endpoint' "$L") -ge 2 ]] ||
+# Every bad connection's end is logged (the huge frame's is the only
+# trace it leaves: ZeroMQ cuts it below the messages).
+[[ $(grep -c 'connection to workers.endpoint' "$L") -ge 9 ]] ||
     fail "dropped connections not logged"
 
 # Nothing changed: the same jobs and results, and status agrees.
