@@ -21,6 +21,7 @@ int cmd_results(int argc, char **argv);
 int cmd_set(int argc, char **argv);
 int cmd_cancel(int argc, char **argv);
 int cmd_keygen(int argc, char **argv);
+int cmd_export(int argc, char **argv);
 
 const cli_command_t cli_commands[] = {
     {"help", s_help, "list the subcommands"},
@@ -33,6 +34,8 @@ const cli_command_t cli_commands[] = {
     {"set", cmd_set, "change a live limit of a coordinator"},
     {"cancel", cmd_cancel, "cancel jobs"},
     {"keygen", cmd_keygen, "make a CURVE key pair"},
+    {"export", cmd_export, "write a design as PyTorch, dot, JSON or "
+                           "blocks, with its weights"},
     {NULL, NULL, NULL},
 };
 
