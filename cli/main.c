@@ -22,6 +22,7 @@ int cmd_set(int argc, char **argv);
 int cmd_cancel(int argc, char **argv);
 int cmd_keygen(int argc, char **argv);
 int cmd_export(int argc, char **argv);
+int cmd_report(int argc, char **argv);
 
 const cli_command_t cli_commands[] = {
     {"help", s_help, "list the subcommands"},
@@ -36,6 +37,7 @@ const cli_command_t cli_commands[] = {
     {"keygen", cmd_keygen, "make a CURVE key pair"},
     {"export", cmd_export, "write a design as PyTorch, dot, JSON or "
                            "blocks, with its weights"},
+    {"report", cmd_report, "write an HTML page about a search"},
     {NULL, NULL, NULL},
 };
 
