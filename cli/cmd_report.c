@@ -7,8 +7,9 @@
  * the modification tree (which inspiration led where) and per-design
  * training curves, from data read here out of a results folder or a
  * coordinator's store (cli/report_data.c).  The data goes into the page
- * as JSON inside a <script> element, with every '/' escaped so that no
- * text from a design or an LLM answer can close the element.
+ * as JSON inside a <script> element, with every '<' escaped so that no
+ * text from a design or an LLM answer can close the element or open
+ * anything inside it.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -43,6 +44,19 @@ static void s_usage(FILE *out)
             "                 (a search tags its jobs \"search:NAME\")\n");
 }
 
+/* Write the JSON with every '<' as \u003c: '<' only ever occurs inside
+ * JSON strings, and without it the HTML parser cannot see a tag or a
+ * comment opening in the data. */
+static int s_data(FILE *f, const char *data)
+{
+    for (; *data; data++) {
+        if (*data == '<' ? fputs("\\u003c", f) < 0
+                         : fputc(*data, f) == EOF)
+            return -1;
+    }
+    return 0;
+}
+
 /* Write page to f with the data in place of the mark. */
 static int s_write(FILE *f, const char *data)
 {
@@ -52,7 +66,7 @@ static int s_write(FILE *f, const char *data)
         return -1;
     if (fwrite(s_page, 1, (size_t)(at - s_page), f) !=
             (size_t)(at - s_page) ||
-        fputs(data, f) < 0 || fputs(at + strlen(MARK), f) < 0)
+        s_data(f, data) < 0 || fputs(at + strlen(MARK), f) < 0)
         return -1;
     return fflush(f) == 0 ? 0 : -1;
 }
@@ -90,7 +104,7 @@ int cmd_report(int argc, char **argv)
         fprintf(stderr, "nader report: %s\n", err);
         return 2;
     }
-    text = json_dumps(data, JSON_COMPACT | JSON_ESCAPE_SLASH);
+    text = json_dumps(data, JSON_COMPACT);
     json_decref(data);
     if (!text) {
         fprintf(stderr, "nader report: out of memory\n");
