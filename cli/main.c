@@ -23,6 +23,8 @@ int cmd_cancel(int argc, char **argv);
 int cmd_keygen(int argc, char **argv);
 int cmd_export(int argc, char **argv);
 int cmd_report(int argc, char **argv);
+int cmd_health(int argc, char **argv);
+int cmd_config(int argc, char **argv);
 
 const cli_command_t cli_commands[] = {
     {"help", s_help, "list the subcommands"},
@@ -38,6 +40,10 @@ const cli_command_t cli_commands[] = {
     {"export", cmd_export, "write a design as PyTorch, dot, JSON or "
                            "blocks, with its weights"},
     {"report", cmd_report, "write an HTML page about a search"},
+    {"config", cmd_config, "the configuration keys: reference, check, "
+                           "get"},
+    {"health", cmd_health, "check that a coordinator (and a worker) is "
+                           "up"},
     {NULL, NULL, NULL},
 };
 

@@ -11,6 +11,8 @@
 #     finished job says why there are none;
 #   - `nader report STATE --tag` renders in headless Chromium (skipped
 #     when chromium is missing) with the three designs;
+#   - `nader health` passes for the coordinator and its worker, and
+#     fails for an absent worker or coordinator;
 #   - metrics stay off by default.
 # About 40 s on 2 cores.
 source "$(dirname "$0")/runtime.bash"
@@ -45,6 +47,16 @@ submit "$ROOT/tests/integration/data/tiny.txt" 8
 submit "$ROOT/examples/blocks/resnet_basic.txt" 4
 submit "$ROOT/examples/blocks/se_residual.txt" 4
 rt_wait_results 3 150
+
+# --- health checks, as containers run them ----------------------------
+"$BIN/nader" health --connect "tcp://127.0.0.1:$PS" --worker w1 \
+    >"$RT_DIR/health.out" || fail "health: $(cat "$RT_DIR/health.out")"
+"$BIN/nader" health --connect "tcp://127.0.0.1:$PS" --worker nobody \
+    >"$RT_DIR/health.out"
+[[ $? == 1 ]] || fail "an absent worker was healthy"
+"$BIN/nader" health --connect "tcp://127.0.0.1:$(rt_port)" --timeout 0.3 \
+    >"$RT_DIR/health.out"
+[[ $? == 2 ]] || fail "no coordinator, yet healthy"
 
 # --- metrics over real HTTP ------------------------------------------
 curl -sS -f -D "$RT_DIR/headers" "$URL" -o "$RT_DIR/metrics.txt" ||
