@@ -61,10 +61,12 @@ int cmd_cancel(int argc, char **argv)
         rc = 1;
     } else {
         const char *e = json_string_value(json_object_get(reply, "errors"));
-        printf("cancelled:");
-        json_array_foreach(json_object_get(reply, "cancelled"), i, v)
-            printf(" %lld", (long long)json_integer_value(v));
-        printf("\n");
+        if (json_array_size(json_object_get(reply, "cancelled"))) {
+            printf("cancelled:");
+            json_array_foreach(json_object_get(reply, "cancelled"), i, v)
+                printf(" %lld", (long long)json_integer_value(v));
+            printf("\n");
+        }
         if (e && e[0])
             fprintf(stderr, "nader cancel: %s\n", e);
         rc = e && e[0] ? 1 : 0;

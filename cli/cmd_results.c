@@ -67,6 +67,13 @@ static void s_line(json_t *r)
                ? json_string_value(json_object_get(r, "reason")) : "");
 }
 
+/* Print a JSON value and release it. */
+static void s_print(json_t *v)
+{
+    json_dumpf(v, stdout, JSON_INDENT(2) | JSON_SORT_KEYS);
+    json_decref(v);
+}
+
 static void s_header(void)
 {
     printf("%-7s %-12s %-14s %-6s %-6s %-9s %-8s %-6s %-8s %s\n", "JOB",
@@ -189,14 +196,12 @@ static int s_from_store(const s_opts_t *o)
              k->done == s.by_state[3] && k->failed == s.by_state[4] &&
              k->queued == s.by_state[0] && k->cancelled == s.by_state[5] &&
              k->leased + k->running == s.by_state[1] + s.by_state[2];
-        json_dumpf(json_pack("{s:b,s:o,s:I,s:I,s:I,s:I,s:o}", "consistent",
-                             ok, "jobs_by_state", by, "results",
-                             (json_int_t)s.results, "load_test_results",
-                             (json_int_t)s.load_test,
-                             "finished_without_result",
-                             (json_int_t)s.missing, "results_without_job",
-                             (json_int_t)s.orphans, "counts", counts),
-                   stdout, JSON_INDENT(2) | JSON_SORT_KEYS);
+        s_print(json_pack("{s:b,s:o,s:I,s:I,s:I,s:I,s:o}", "consistent", ok,
+                          "jobs_by_state", by, "results",
+                          (json_int_t)s.results, "load_test_results",
+                          (json_int_t)s.load_test, "finished_without_result",
+                          (json_int_t)s.missing, "results_without_job",
+                          (json_int_t)s.orphans, "counts", counts));
         printf("\n");
         rc = ok ? 0 : 1;
         goto out;
@@ -210,8 +215,7 @@ static int s_from_store(const s_opts_t *o)
         goto out;
     }
     if (o->json) {
-        json_dumpf(json_pack("{s:b,s:O}", "ok", 1, "results", s.all), stdout,
-                   JSON_INDENT(2));
+        s_print(json_pack("{s:b,s:O}", "ok", 1, "results", s.all));
         printf("\n");
     }
     rc = 0;
@@ -273,8 +277,7 @@ static int s_from_socket(const s_opts_t *o, const cli_client_opts_t *co)
         reply = NULL;
     }
     if (o->json) {
-        json_dumpf(json_pack("{s:b,s:O}", "ok", 1, "results", all), stdout,
-                   JSON_INDENT(2));
+        s_print(json_pack("{s:b,s:O}", "ok", 1, "results", all));
         printf("\n");
     }
     rc = 0;

@@ -24,7 +24,9 @@ int cmd_keygen(int argc, char **argv);
 int cmd_export(int argc, char **argv);
 int cmd_report(int argc, char **argv);
 int cmd_health(int argc, char **argv);
-int cmd_config(int argc, char **argv);
+int cmd_run(int argc, char **argv);
+int cmd_tree(int argc, char **argv);
+int cmd_read(int argc, char **argv);
 
 const cli_command_t cli_commands[] = {
     {"help", s_help, "list the subcommands"},
@@ -40,10 +42,11 @@ const cli_command_t cli_commands[] = {
     {"export", cmd_export, "write a design as PyTorch, dot, JSON or "
                            "blocks, with its weights"},
     {"report", cmd_report, "write an HTML page about a search"},
-    {"config", cmd_config, "the configuration keys: reference, check, "
-                           "get"},
     {"health", cmd_health, "check that a coordinator (and a worker) is "
                            "up"},
+    {"run", cmd_run, "run a search on this machine (EXPERIMENT.yaml)"},
+    {"tree", cmd_tree, "print a search's tree of designs"},
+    {"read", cmd_read, "turn papers into inspirations; import lists"},
     {NULL, NULL, NULL},
 };
 

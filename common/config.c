@@ -29,6 +29,13 @@ static int s_check_endpoint_or_empty(const void *v, char *err,
                                      size_t errlen);
 static int s_check_log_level(const void *v, char *err, size_t errlen);
 static int s_check_host_port(const void *v, char *err, size_t errlen);
+static int s_check_dataset(const void *v, char *err, size_t errlen);
+static int s_check_skeleton(const void *v, char *err, size_t errlen);
+static int s_check_parent(const void *v, char *err, size_t errlen);
+static int s_check_sample(const void *v, char *err, size_t errlen);
+static int s_check_seeds(const void *v, char *err, size_t errlen);
+static int s_check_device(const void *v, char *err, size_t errlen);
+static int s_check_generate(const void *v, char *err, size_t errlen);
 
 static const config_key_t s_keys[] = {
     {"state_dir", CONFIG_PATH, OFF(state_dir), "nader-state", NO_LIMIT,
@@ -135,6 +142,202 @@ static const config_key_t s_keys[] = {
      s_check_log_level, true, "debug, info, warn or error."},
     {"log.file", CONFIG_PATH, OFF(log_file), "", NO_LIMIT, NULL, false,
      "File the daemon appends its log to; empty means standard error."},
+
+    /* --- the search (coordinator/search.c, docs/experiments.md) --- */
+    {"search.name", CONFIG_STRING, OFF(search_name), "search", NO_LIMIT,
+     NULL, false,
+     "Name of the search: tags its jobs and records, so a restarted "
+     "coordinator resumes the search of this name."},
+    {"search.base", CONFIG_PATH, OFF(search_base), "", NO_LIMIT, NULL,
+     false,
+     "Block file of the base design the search starts from. Empty: no "
+     "search; the coordinator only evaluates what is submitted."},
+    {"search.dataset", CONFIG_STRING, OFF(search_dataset), "cifar10",
+     NO_LIMIT, s_check_dataset, false,
+     "Data set designs are trained on: cifar10, cifar10-valid, cifar100 "
+     "or imagenet16-120."},
+    {"search.skeleton", CONFIG_STRING, OFF(search_skeleton), "nb201",
+     NO_LIMIT, s_check_skeleton, false,
+     "Skeleton assembling a design into a network: nb201 or darts."},
+    {"search.iterations", CONFIG_INT, OFF(search_iterations), "10", 0,
+     1e6, NULL, false,
+     "Budget: iterations of the search after the base design."},
+    {"search.width", CONFIG_INT, OFF(search_width), "3", 1, 1000, NULL,
+     false, "New valid designs each iteration aims for."},
+    {"search.seed", CONFIG_INT, OFF(search_seed), "777", 0, 9.2e18, NULL,
+     false,
+     "Seed of the agents' random choices and of every screening and "
+     "full-protocol training run."},
+    {"search.parent", CONFIG_STRING, OFF(search_parent), "dfs", NO_LIMIT,
+     s_check_parent, false,
+     "How the Proposer picks the design to change: dfs (depth first along "
+     "children that beat their parents, best first, first not yet "
+     "expanded), best, or llm (the model picks from the whole tree)."},
+    {"search.sample", CONFIG_STRING, OFF(search_sample), "random",
+     NO_LIMIT, s_check_sample, false,
+     "How inspirations are sampled for ranking: random, or guided by "
+     "experience (like past gains, unlike past losses)."},
+    {"search.candidates", CONFIG_INT, OFF(search_candidates), "10", 1, 200,
+     NULL, false, "Inspirations offered to the Proposer per ranking."},
+    {"search.rank", CONFIG_BOOL, OFF(search_rank), "true", NO_LIMIT, NULL,
+     false,
+     "Let the model rank the inspirations; false is the random-proposer "
+     "ablation."},
+    {"search.invent", CONFIG_INT, OFF(search_invent), "0", 0, 50, NULL,
+     false,
+     "Above 0: the no-Reader ablation; the model invents this many "
+     "inspirations for each parent instead of using read ones."},
+    {"search.experience", CONFIG_BOOL, OFF(search_experience), "true",
+     NO_LIMIT, NULL, false,
+     "Run the Reflector and put experience into prompts; false is the "
+     "no-experience ablation."},
+    {"search.lessons", CONFIG_INT, OFF(search_lessons), "3", 0, 20, NULL,
+     false, "Experiences of each kind retrieved into a prompt."},
+    {"search.retries", CONFIG_INT, OFF(search_retries), "3", 0, 20, NULL,
+     false,
+     "Corrected answers the Modifier asks for after an invalid block."},
+    {"search.stem_always", CONFIG_BOOL, OFF(search_stem_always), "false",
+     NO_LIMIT, NULL, false,
+     "Ask the model for a new stem and downsample block with every design "
+     "(otherwise only when the parent's no longer fit)."},
+    {"search.research_threshold", CONFIG_DOUBLE,
+     OFF(search_research_threshold), "0.5", 0, 100, NULL, false,
+     "Accuracy points a child must lose against its parent to become "
+     "research experience."},
+    {"search.inspirations", CONFIG_PATH, OFF(search_inspirations), "",
+     NO_LIMIT, NULL, false,
+     "Inspiration list to import: the NADER release's JSON layout, a JSON "
+     "list of strings, or a text file with one idea per line."},
+    {"search.papers", CONFIG_LIST, OFF(search_papers), "", NO_LIMIT, NULL,
+     false,
+     "Paper text files the Reader turns into inspirations when the search "
+     "starts (relative to the configuration file)."},
+    {"search.reader_chunks", CONFIG_INT, OFF(search_reader_chunks), "4", 0,
+     1000, NULL, false,
+     "Pieces of about 12,000 characters read from each paper; 0: all."},
+    {"search.prompts", CONFIG_PATH, OFF(search_prompts), "", NO_LIMIT, NULL,
+     false,
+     "Folder of NAME.txt prompt templates overriding the built-in ones."},
+    {"search.offline", CONFIG_BOOL, OFF(search_offline), "false", NO_LIMIT,
+     NULL, false,
+     "Use the offline designer (random programmatic edits, no LLM) even "
+     "when an endpoint is configured. Without llm.base_url it is always "
+     "used."},
+    {"search.designer_tries", CONFIG_INT, OFF(search_designer_tries), "50",
+     1, 100000, NULL, false,
+     "Edits the offline designer tries for each new design."},
+    {"search.rounds", CONFIG_INT, OFF(search_rounds), "3", 1, 100, NULL,
+     false,
+     "Proposal rounds per iteration while it has fewer than search.width "
+     "new designs."},
+    {"search.pairs", CONFIG_INT, OFF(search_pairs), "6", 1, 100, NULL,
+     false,
+     "With search.parent llm: (design, inspiration) pairs asked for."},
+    {"train.screen_epochs", CONFIG_INT, OFF(train_screen_epochs), "12", 1,
+     100000, NULL, false, "Epochs of the screening run every design gets."},
+    {"train.full_epochs", CONFIG_INT, OFF(train_full_epochs), "200", 1,
+     100000, NULL, false,
+     "Epochs of the full protocol the best designs get."},
+    {"train.full_fraction", CONFIG_DOUBLE, OFF(train_full_fraction), "0.2",
+     0, 1, NULL, false,
+     "Fraction of screened designs, the best, promoted to the full "
+     "protocol; 0: none."},
+    {"train.final_seeds", CONFIG_LIST, OFF(train_final_seeds), "888,999",
+     NO_LIMIT, s_check_seeds, false,
+     "Extra seeds the final best design is trained with."},
+    {"train.max_steps", CONFIG_INT, OFF(train_max_steps), "0", 0, 1e12,
+     NULL, false,
+     "Above 0: stop every run after this many steps (quick runs)."},
+    {"train.budget", CONFIG_INT, OFF(train_budget), "0", 0, 1e12, NULL,
+     false,
+     "Parameter budget the width is chosen for; 0: 1,500,000."},
+    {"train.cells_per_stage", CONFIG_INT, OFF(train_cells_per_stage), "0",
+     0, 100, NULL, false, "Cells per stage; 0: the skeleton's (5)."},
+    {"train.batch", CONFIG_INT, OFF(train_batch), "0", 0, 65536, NULL,
+     false, "Batch size; 0: the recipe's (256)."},
+    {"train.width", CONFIG_INT, OFF(train_width), "0", 0, 4096, NULL, false,
+     "Above 0: this base width for every design instead of the budget's."},
+    {"budget.designs", CONFIG_INT, OFF(budget_designs), "0", 0, 1e9, NULL,
+     false, "Stop proposing after this many new designs; 0: no cap."},
+    {"budget.tokens", CONFIG_INT, OFF(budget_tokens), "0", 0, 1e15, NULL,
+     false, "Stop once the LLM calls used this many tokens; 0: no cap."},
+    {"budget.cost", CONFIG_DOUBLE, OFF(budget_cost), "0", 0, 1e9, NULL,
+     false,
+     "Stop once the LLM calls cost this much (USD, from the llm.price_* "
+     "keys); 0: no cap."},
+    {"budget.gpu_hours", CONFIG_DOUBLE, OFF(budget_gpu_hours), "0", 0, 1e9,
+     NULL, false,
+     "Stop, cancelling queued runs, once the training time of the "
+     "search's runs adds up to this; 0: no cap."},
+    {"budget.deadline", CONFIG_MS, OFF(budget_deadline_ms), "0", 0, 1e15,
+     NULL, false,
+     "Stop, cancelling queued runs, this long after the search began "
+     "(e.g. 12h); 0: no deadline."},
+    {"llm.base_url", CONFIG_STRING, OFF(llm_base_url), "", NO_LIMIT, NULL,
+     false,
+     "OpenAI-compatible endpoint, e.g. https://api.openai.com/v1 or "
+     "http://localhost:8000/v1. Empty: the offline designer."},
+    {"llm.model", CONFIG_STRING, OFF(llm_model), "", NO_LIMIT, NULL, false,
+     "Chat model name."},
+    {"llm.embed_model", CONFIG_STRING, OFF(llm_embed_model), "", NO_LIMIT,
+     NULL, false,
+     "Embedding model for experience retrieval; empty: word counts."},
+    {"llm.api_key_env", CONFIG_STRING, OFF(llm_api_key_env),
+     "OPENAI_API_KEY", NO_LIMIT, NULL, false,
+     "Name of the environment variable holding the API key (the key "
+     "itself is never written to a file or a log)."},
+    {"llm.temperature", CONFIG_DOUBLE, OFF(llm_temperature), "0.7", 0, 2,
+     NULL, false, "Sampling temperature."},
+    {"llm.max_tokens", CONFIG_INT, OFF(llm_max_tokens), "2048", 1, 1e7,
+     NULL, false, "Longest answer asked for, in tokens."},
+    {"llm.timeout", CONFIG_MS, OFF(llm_timeout_ms), "120s", 100, 3.6e6,
+     NULL, false, "Time limit of one request; a stalled one is retried."},
+    {"llm.connect_timeout", CONFIG_MS, OFF(llm_connect_timeout_ms), "10s",
+     100, 3.6e6, NULL, false, "Time limit for connecting."},
+    {"llm.retries", CONFIG_INT, OFF(llm_retries), "5", 0, 100, NULL, false,
+     "Further attempts after a timeout, a 429 or a 5xx, with exponential "
+     "backoff and jitter."},
+    {"llm.backoff", CONFIG_MS, OFF(llm_backoff_ms), "1s", 0, 3.6e6, NULL,
+     false, "First wait before a retry; doubles each time."},
+    {"llm.backoff_max", CONFIG_MS, OFF(llm_backoff_max_ms), "60s", 0, 3.6e6,
+     NULL, false,
+     "Longest wait between retries (a longer Retry-After is honoured)."},
+    {"llm.concurrency", CONFIG_INT, OFF(llm_concurrency), "4", 1, 256, NULL,
+     false,
+     "Requests in flight at most; also how many Modifier conversations run "
+     "at once."},
+    {"llm.price_prompt", CONFIG_DOUBLE, OFF(llm_price_prompt), "0", 0, 1e6,
+     NULL, false, "USD per million prompt tokens, for budget.cost."},
+    {"llm.price_completion", CONFIG_DOUBLE, OFF(llm_price_completion), "0",
+     0, 1e6, NULL, false, "USD per million completion tokens."},
+    {"llm.price_embed", CONFIG_DOUBLE, OFF(llm_price_embed), "0", 0, 1e6,
+     NULL, false, "USD per million embedding tokens."},
+    {"llm.replay", CONFIG_PATH, OFF(llm_replay), "", NO_LIMIT, NULL, false,
+     "Exchange log (llm.jsonl of a results folder) to answer every LLM "
+     "call from, without an endpoint: the recorded search is re-run."},
+    {"run.workers", CONFIG_INT, OFF(run_workers), "0", 0, 1024, NULL, false,
+     "`nader run`: local workers to start; 0: one per GPU, or one on the "
+     "CPU."},
+    {"run.device", CONFIG_STRING, OFF(run_device), "auto", NO_LIMIT,
+     s_check_device, false,
+     "`nader run`: auto (GPUs when there are any), cpu or cuda."},
+    {"run.threads", CONFIG_INT, OFF(run_threads), "0", 0, 4096, NULL, false,
+     "`nader run`: CPU threads of a CPU worker; 0: all cores."},
+    {"run.results", CONFIG_PATH, OFF(run_results), "results", NO_LIMIT,
+     NULL, false,
+     "`nader run`: folder the results folder SEARCH_NAME is written in."},
+    {"data.dir", CONFIG_PATH, OFF(data_dir), "data", NO_LIMIT, NULL, false,
+     "`nader run`: folder holding the data set, given to the local "
+     "workers (docs/data.md)."},
+    {"data.generate", CONFIG_STRING, OFF(data_generate), "", NO_LIMIT,
+     s_check_generate, false,
+     "`nader run`: synthetic writes a small generated data set in the "
+     "CIFAR-10 layout into data.dir when none is there (not CIFAR-10; "
+     "labelled so in its manifest and in the results)."},
+    {"data.train_images", CONFIG_INT, OFF(data_train_images), "2500", 10,
+     50000, NULL, false, "Synthetic training images (data.generate)."},
+    {"data.test_images", CONFIG_INT, OFF(data_test_images), "500", 10,
+     10000, NULL, false, "Synthetic test images (data.generate)."},
 };
 
 #define N_KEYS ((int)(sizeof s_keys / sizeof s_keys[0]))
@@ -205,6 +408,83 @@ static int s_check_log_level(const void *v, char *err, size_t errlen)
     snprintf(err, errlen, "'%s' is not a log level (debug, info, warn, "
              "error)", s ? s : "");
     return -1;
+}
+
+/* One of a fixed list of words. */
+static int s_check_word(const void *v, const char *const *words,
+                        const char *what, char *err, size_t errlen)
+{
+    const char *s = *(char *const *)v;
+    char list[256] = "";
+
+    for (int i = 0; words[i]; i++) {
+        if (s && strcmp(s, words[i]) == 0)
+            return 0;
+        snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s",
+                 i ? ", " : "", words[i][0] ? words[i] : "\"\"");
+    }
+    snprintf(err, errlen, "'%s' is not %s (%s)", s ? s : "", what, list);
+    return -1;
+}
+
+static int s_check_dataset(const void *v, char *err, size_t errlen)
+{
+    static const char *const w[] = {"cifar10", "cifar10-valid", "cifar100",
+                                    "imagenet16-120", NULL};
+    return s_check_word(v, w, "a data set", err, errlen);
+}
+
+static int s_check_skeleton(const void *v, char *err, size_t errlen)
+{
+    static const char *const w[] = {"nb201", "darts", NULL};
+    return s_check_word(v, w, "a skeleton", err, errlen);
+}
+
+static int s_check_parent(const void *v, char *err, size_t errlen)
+{
+    static const char *const w[] = {"dfs", "best", "llm", NULL};
+    return s_check_word(v, w, "a parent choice", err, errlen);
+}
+
+static int s_check_sample(const void *v, char *err, size_t errlen)
+{
+    static const char *const w[] = {"random", "guided", NULL};
+    return s_check_word(v, w, "a sampling", err, errlen);
+}
+
+static int s_check_device(const void *v, char *err, size_t errlen)
+{
+    static const char *const w[] = {"auto", "cpu", "cuda", NULL};
+    return s_check_word(v, w, "a device choice", err, errlen);
+}
+
+static int s_check_generate(const void *v, char *err, size_t errlen)
+{
+    static const char *const w[] = {"", "synthetic", NULL};
+    return s_check_word(v, w, "a generator", err, errlen);
+}
+
+static int s_check_seeds(const void *v, char *err, size_t errlen)
+{
+    char *const *list = *(char **const *)v;
+    int n = 0;
+
+    for (; list && list[n]; n++) {
+        char *end;
+        errno = 0;
+        unsigned long long x = strtoull(list[n], &end, 10);
+        (void)x;
+        if (errno || end == list[n] || *end) {
+            snprintf(err, errlen, "'%s' is not a seed (a whole number)",
+                     list[n]);
+            return -1;
+        }
+    }
+    if (n > 8) {
+        snprintf(err, errlen, "at most 8 seeds, not %d", n);
+        return -1;
+    }
+    return 0;
 }
 
 /* -------------------------------------------------------- value parsers */

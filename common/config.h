@@ -82,6 +82,73 @@ struct config {
     int64_t max_message_bytes;
     char *log_level;
     char *log_file;
+
+    /* The search (coordinator/search.c); keys search.*, train.*,
+     * budget.*, llm.*, and `nader run`'s run.* and data.*. */
+    char *search_name;
+    char *search_base;      /* empty: no search, evaluation service only */
+    char *search_dataset;
+    char *search_skeleton;
+    int64_t search_iterations;
+    int64_t search_width;
+    int64_t search_seed;
+    char *search_parent;
+    char *search_sample;
+    int64_t search_candidates;
+    bool search_rank;
+    int64_t search_invent;
+    bool search_experience;
+    int64_t search_lessons;
+    int64_t search_retries;
+    bool search_stem_always;
+    double search_research_threshold;
+    char *search_inspirations;
+    char **search_papers;
+    int64_t search_reader_chunks;
+    char *search_prompts;
+    bool search_offline;
+    int64_t search_designer_tries;
+    int64_t search_rounds;
+    int64_t search_pairs;
+    int64_t train_screen_epochs;
+    int64_t train_full_epochs;
+    double train_full_fraction;
+    char **train_final_seeds;
+    int64_t train_max_steps;
+    int64_t train_budget;
+    int64_t train_cells_per_stage;
+    int64_t train_batch;
+    int64_t train_width;
+    int64_t budget_designs;
+    int64_t budget_tokens;
+    double budget_cost;
+    double budget_gpu_hours;
+    int64_t budget_deadline_ms;
+    char *llm_base_url;
+    char *llm_model;
+    char *llm_embed_model;
+    char *llm_api_key_env;
+    double llm_temperature;
+    int64_t llm_max_tokens;
+    int64_t llm_timeout_ms;
+    int64_t llm_connect_timeout_ms;
+    int64_t llm_retries;
+    int64_t llm_backoff_ms;
+    int64_t llm_backoff_max_ms;
+    int64_t llm_concurrency;
+    double llm_price_prompt;
+    double llm_price_completion;
+    double llm_price_embed;
+    char *llm_replay;
+    int64_t run_workers;
+    char *run_device;
+    int64_t run_threads;
+    char *run_results;
+    char *data_dir;
+    char *data_generate;
+    int64_t data_train_images;
+    int64_t data_test_images;
+
     char *source;           /* the file read, "" for defaults only */
 };
 

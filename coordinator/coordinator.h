@@ -87,7 +87,10 @@ int coord_link_call(coord_link_t *l, const Nader__LinkRequest *req,
                     Nader__LinkReply **reply, int timeout_ms, char *err,
                     size_t errlen);
 
-/* Convenience: submit a design (see SubmitRequest in nader.proto). */
+/* Convenience: submit a design (see SubmitRequest in nader.proto).  The
+ * messages are proto2: a scalar field is sent only when its has_ flag
+ * is set (req.has_epochs = 1; req.epochs = 12), else its default is
+ * used. */
 int coord_link_submit(coord_link_t *l, const Nader__SubmitRequest *req,
                       Nader__LinkReply **reply, int timeout_ms, char *err,
                       size_t errlen);

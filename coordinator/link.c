@@ -147,6 +147,19 @@ static void s_handle(coord_t *c, const void *rid, size_t rid_len,
     case NADER__LINK_REQUEST__BODY_SETTINGS:
         rc = s_settings(c, t, req->settings);
         break;
+    case NADER__LINK_REQUEST__BODY_SEARCH: {
+        char key[160];
+        if (!req->search->name || !req->search->name[0] ||
+            strlen(req->search->name) > 120) {
+            r.ok = 0;
+            r.error = (char *)"search record without a usable name";
+            break;
+        }
+        snprintf(key, sizeof key, "search.%s", req->search->name);
+        rc = store_put_msg(t, STORE_META, key, strlen(key),
+                           &req->search->base);
+        break;
+    }
     default:
         r.ok = 0;
         r.error = (char *)"link request without a body";

@@ -34,7 +34,7 @@ struct sched_worker {
     uint8_t rid[256];
     size_t rid_len;
     char *name, *host, *peer;
-    uint32_t no;
+    uint32_t no, pid;
     bool load_test;
     char **datasets;
     int n_datasets;

@@ -146,6 +146,7 @@ static sched_worker_t *s_worker_new(sched_t *s, const void *rid,
         w->n_datasets++;
     }
     w->load_test = h->has_load_test && h->load_test;
+    w->pid = h->pid;
     w->last_seen = now;
     w->last_sent = now;
     w->joined_wall = wire_now_us();
@@ -264,6 +265,13 @@ int sched_worker_hello(sched_t *s, store_txn_t *t, const void *rid,
         next = o->next;
         if (o == w || (o != old && strcmp(o->name, w->name) != 0))
             continue;
+        if (o != old && now - o->last_seen < s->opt.heartbeat_interval_us &&
+            (o->pid != w->pid || strcmp(o->host, w->host) != 0))
+            sched_log(s, LOG_WARN, "worker name %s is now used by %s pid %u "
+                      "while %s pid %u was heard from %.1f s ago; two "
+                      "workers with one name take each other's jobs: give "
+                      "them different --name", w->name, w->host, w->pid,
+                      o->host, o->pid, (double)(now - o->last_seen) / 1e6);
         if ((rc = s_release_all(s, t, o, "its worker reconnected without "
                                 "it", false, &n)) < 0)
             return rc;

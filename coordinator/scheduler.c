@@ -443,10 +443,10 @@ int sched_job_cancel(sched_t *s, store_txn_t *t, uint64_t id,
     if (j->holder)
         sched_send_cancel(s, j->holder, id, j->rec->attempts,
                           reason ? reason : "cancelled");
-    sched_log(s, LOG_INFO, "job %llu cancelled%s%s%s",
+    sched_log(s, LOG_INFO, "job %llu cancelled%s%s: %s",
               (unsigned long long)id, j->holder ? " on " : "",
               j->holder ? j->holder->name : "",
-              reason ? reason : "");
+              reason ? reason : "no reason given");
     return sched_job_finish(s, t, j, NADER__JOB_STATE__JOB_CANCELLED,
                             NULL, reason ? reason : "cancelled");
 }

@@ -290,11 +290,9 @@ static int s_maybe_grow(store_t *s, char *err, size_t errlen)
     if (!s->grow_pending && used < size / 10 * 8)
         return STORE_OK;
     if (size >= s->map_size_max) {
-        if (s->grow_pending) {
-            snprintf(err, errlen, "store %s: full at store.map_size_max "
-                     "(%lld MiB)", s->path, (long long)(size / MIB));
-            return STORE_EFULL;
-        }
+        /* Nothing to grow: let the write try; it fails with MDB_MAP_FULL
+         * if it really does not fit (a smaller one may). */
+        s->grow_pending = false;
         return STORE_OK;
     }
     while (size < s->map_size_max && used >= size / 10 * 8)

@@ -61,7 +61,7 @@ typedef struct s_pending {
 struct worker {
     worker_options_t opt;
     char *endpoint, *data_dir, *scratch, *exe;
-    char name[256];
+    char name[320];
     inventory_t inv;
     void *ctx;
     bool own_ctx;

@@ -190,6 +190,7 @@ static int s_dispatch_bench(const char *dir, int n_workers, int n_jobs)
         for (int i = 0; i < n; i++)
             seeds[i] = (uint64_t)(done + i + 1);
         sr.design = (char *)s_design;
+        sr.has_epochs = 1;
         sr.epochs = 1;
         sr.n_seeds = (size_t)n;
         sr.seeds = seeds;
