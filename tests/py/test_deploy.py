@@ -5,7 +5,7 @@ No Docker engine, cluster or Slurm runs here, so this is what can be
 known without them:
 
   - every YAML file parses (Compose, Kubernetes, kustomize, configs), and
-    the coordinator configurations pass `nader config --check`;
+    the coordinator configurations pass `nader-coordinator --check`;
   - each Dockerfile is well formed by a structural check of its own:
     known instructions, continuation lines closed, multi-stage with
     named stages that COPY --from refers to, a non-root USER, a
@@ -19,7 +19,8 @@ known without them:
     worker.conf) uses only flags its --help lists (for nader, the
     subcommand's), with devices and endpoints of the right form;
   - environment variables handed to nader are ones a binary reads (found
-    in it) or the default of a configuration key (llm.api_key_env);
+    in it) or the default of a configuration key in `nader-coordinator
+    --doc` (llm.api_key_env's OPENAI_API_KEY);
   - ports: what the configuration binds is what the images EXPOSE, the
     Services and Compose publish, and what workers and clients connect
     to; paths: the state, keys, data and scratch folders used are
@@ -169,18 +170,17 @@ class Invocations:
                 return
 
     def add_shell(self, where, text):
-        """Command lines inside shell text (a -c script, a unit line)."""
+        """Command lines inside shell text (a -c script, a unit line):
+        from each binary's name to the end of its simple command."""
         text = re.sub(r"\\\n", " ", text)
-        for line in re.split(r"[;\n]|&&|\|\||\$\(", text):
-            line = line.strip()
-            if not any(b in line for b in BINARIES):
-                continue
+        for m in re.finditer(r"(?<![\w.-])(?:/[\w/.-]*/)?(nader(?:-coordinator"
+                             r"|-worker(?:-entrypoint)?)?)(?![\w./-])", text):
+            rest = re.split(r"\n|;|&&|\|\||'", text[m.end():], 1)[0]
             try:
-                words = shlex.split(line, comments=True)
+                words = shlex.split(rest)
             except ValueError:
-                words = line.split()
-            words = [w for w in words if w not in ("exec", "then", "do")]
-            self.add(where, words)
+                words = rest.split()
+            self.add(where, [m.group(1)] + words)
 
 
 def check_args(tc, where, binary, args):
@@ -236,8 +236,8 @@ class Deploy(unittest.TestCase):
                     self.assertIn("kind", d, p)
                     self.assertIn("name", d["metadata"], p)
         for p in glob.glob(os.path.join(DEPLOY, "config", "*.yaml")):
-            rc, text = out([os.path.join(BIN, "nader"), "config", "--check",
-                            p])
+            rc, text = out([os.path.join(BIN, "nader-coordinator"),
+                            "--check", "--config", p])
             self.assertEqual(rc, 0, text)
         kust = load_yaml_docs(os.path.join(DEPLOY, "kustomization.yaml"))[0]
         for r in kust["resources"]:
@@ -370,7 +370,8 @@ class Deploy(unittest.TestCase):
                 "/etc/nader/keys": "/etc/nader/keys/"}
         for path, marker in need.items():
             if marker in command:
-                self.assertTrue(any(path.startswith(m) for m in mounts),
+                self.assertTrue(any(path == m or path.startswith(m + "/")
+                                    for m in mounts),
                                 "%s: %s is not mounted" % (where, path))
         if "--config /etc/nader/coordinator.yaml" in command:
             state = self.cfg["state_dir"]
@@ -514,12 +515,13 @@ class Deploy(unittest.TestCase):
         for b in BINARIES:
             with open(os.path.join(BIN, b), "rb") as f:
                 binaries_text += f.read()
-        rc, ref = out([os.path.join(BIN, "nader"), "config", "--reference"])
+        rc, ref = out([os.path.join(BIN, "nader-coordinator"), "--doc"])
         for where, name in self.env:
             if SYSTEM_ENV.match(name):
                 continue
             known = name.encode() in binaries_text or \
-                re.search(r"default `%s`" % re.escape(name), ref)
+                re.search(r"^\| `[\w.]+` \| \w+ \| `%s` \|" %
+                          re.escape(name), ref, re.M)
             script_local = where.endswith((".sbatch", ".sh")) and \
                 not name.startswith("NADER")
             self.assertTrue(known or script_local,
