@@ -10,9 +10,10 @@
  * common/export_*.c; the weights in cli/export_weights.c; where designs
  * come from in cli/export_source.c.
  *
- * Output goes to standard output, or with -o to a file written whole to a
- * temporary name and renamed, so a failed export never leaves half a
- * file behind.
+ * The text is generated in memory and the weights written before it goes
+ * out - to standard output, or with -o to a file written whole under a
+ * temporary name and renamed - so a failed export leaves no half of
+ * itself behind.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -207,13 +208,38 @@ static int s_generate(FILE *f, const export_opts_t *o,
     return rc;
 }
 
+/* Write len bytes of text to path whole: a temporary file, flushed to
+ * disk, renamed over path.  Returns 0, or -1 with a message printed. */
+static int s_write_file(const char *path, const char *text, size_t len)
+{
+    char tmp[4200];
+    FILE *f;
+    bool ok;
+
+    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
+    if (!(f = fopen(tmp, "w"))) {
+        fprintf(stderr, "nader export: %s: %s\n", tmp, strerror(errno));
+        return -1;
+    }
+    ok = fwrite(text, 1, len, f) == len && fflush(f) == 0 &&
+         fsync(fileno(f)) == 0;
+    ok = fclose(f) == 0 && ok;
+    if (!ok || rename(tmp, path) != 0) {
+        fprintf(stderr, "nader export: %s: %s\n", path, strerror(errno));
+        unlink(tmp);
+        return -1;
+    }
+    return 0;
+}
+
 int cmd_export(int argc, char **argv)
 {
     export_opts_t o;
     export_design_t x;
     graph_errors_t errs;
-    char err[1024], tmp[4200];
-    FILE *f = stdout;
+    char err[1024], *text = NULL;
+    size_t len = 0;
+    FILE *f;
     int rc;
 
     rc = s_parse(argc, argv, &o);
@@ -229,33 +255,23 @@ int cmd_export(int argc, char **argv)
         graph_errors_free(&errs);
         return rc;
     }
-    if (o.output) {
-        snprintf(tmp, sizeof tmp, "%s.tmp.%ld", o.output, (long)getpid());
-        if (!(f = fopen(tmp, "w"))) {
-            fprintf(stderr, "nader export: %s: %s\n", tmp, strerror(errno));
-            rc = 2;
-            goto out;
-        }
-    }
-    if (s_generate(f, &o, &x, &errs) < 0) {
-        for (int i = 0; i < errs.n; i++)
-            fprintf(stderr, "%s\n", errs.v[i].message);
-        if (!errs.n)
-            fprintf(stderr, "nader export: cannot write %s\n",
-                    o.output ? o.output : "the output");
+
+    /* The text first, in memory; then the weights; then the text goes
+     * out, so a failure leaves neither half of an export behind. */
+    if (!(f = open_memstream(&text, &len))) {
+        fprintf(stderr, "nader export: out of memory\n");
         rc = 1;
         goto out;
     }
-    if (o.output) {
-        bool ok = fflush(f) == 0 && fsync(fileno(f)) == 0;
-        ok = fclose(f) == 0 && ok;
-        f = NULL;
-        if (!ok || rename(tmp, o.output) != 0) {
-            fprintf(stderr, "nader export: %s: %s\n", o.output,
-                    strerror(errno));
-            rc = 2;
-            goto out;
-        }
+    rc = s_generate(f, &o, &x, &errs);
+    if (fclose(f) != 0 || rc < 0) {
+        for (int i = 0; i < errs.n; i++)
+            fprintf(stderr, "%s\n", errs.v[i].message);
+        if (!errs.n)
+            fprintf(stderr, "nader export: cannot generate the %s text\n",
+                    o.format);
+        rc = 1;
+        goto out;
     }
     if (o.weights &&
         export_weights_write(&o, &x, err, sizeof err) != 0) {
@@ -263,13 +279,19 @@ int cmd_export(int argc, char **argv)
         rc = 1;
         goto out;
     }
-    rc = 0;
+    if (o.output) {
+        rc = s_write_file(o.output, text, len) < 0 ? 2 : 0;
+    } else {
+        rc = fwrite(text, 1, len, stdout) == len && fflush(stdout) == 0
+                 ? 0 : 2;
+        if (rc)
+            fprintf(stderr, "nader export: cannot write the output\n");
+    }
+    if (rc && o.weights)
+        unlink(o.weights);
 
 out:
-    if (o.output && f) {
-        fclose(f);
-        unlink(tmp);
-    }
+    free(text);
     export_design_free(&x);
     graph_errors_free(&errs);
     return rc;

@@ -8,13 +8,14 @@
 #   - `nader export --best --store` writes the best design as PyTorch,
 #     whose parameter count and width are those the job trained with,
 #     and `--job N` picks that job's design; asking for the weights of a
-#     finished job says why there are none;
+#     finished job says why there are none, while a running job's latest
+#     checkpoint gives weights that load into the exported module;
 #   - `nader report STATE --tag` renders in headless Chromium (skipped
 #     when chromium is missing) with the three designs;
 #   - `nader health` passes for the coordinator and its worker, and
 #     fails for an absent worker or coordinator;
 #   - metrics stay off by default.
-# About 40 s on 2 cores.
+# About 15 s on 2 cores.
 source "$(dirname "$0")/runtime.bash"
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -29,7 +30,7 @@ DATA=$RT_DIR/data
 PW=$(rt_port)
 PS=$(rt_port)
 rt_config "$RT_DIR/c.yaml" "$PW" "$PS" "metrics:" "  enabled: true" \
-    "  address: 127.0.0.1:0"
+    "  address: 127.0.0.1:0" "jobs.checkpoint_every: 1"
 rt_coordinator coord "$RT_DIR/c.yaml"
 URL=$(grep -o 'http://127.0.0.1:[0-9]*/metrics' "$RT_DIR/coord.log" |
       head -n 1)
@@ -122,6 +123,39 @@ PY
 grep -q "only while the job runs" "$RT_DIR/w.err" ||
     fail "no reason given: $(cat "$RT_DIR/w.err")"
 [[ ! -e $RT_DIR/w.safetensors ]] || fail "a weights file was left behind"
+
+# While a job runs, its latest checkpoint in the store is its weights.
+"$BIN/nader" submit "$ROOT/tests/integration/data/tiny.txt" \
+    --state "$RT_STATE" --epochs 500 --width 8 --cells 1 --batch 16 \
+    --seeds 5 --tag long >>"$RT_DIR/submit.out" 2>&1 || fail "submit long"
+for i in $(seq 1 300); do
+    n=$("$BIN/nader" status --state "$RT_STATE" --json --timeout 5 |
+        rt_json 'sum(1 for w in j["workers"] for d in w["devices"]
+                     if d.get("job") == 4 and d.get("epoch", -1) >= 1)')
+    [[ $n == 1 ]] && break
+    sleep 0.2
+done
+[[ $n == 1 ]] || fail "the long job never finished two epochs"
+"$BIN/nader" export --store "$RT_STATE" --job 4 -o "$RT_DIR/long.py" \
+    --weights "$RT_DIR/long.safetensors" 2>"$RT_DIR/long.err" ||
+    fail "weights from the store: $(cat "$RT_DIR/long.err")"
+"$BIN/nader" cancel 4 --state "$RT_STATE" >/dev/null || fail "cancel"
+/usr/bin/python3 - "$RT_DIR/long.py" "$RT_DIR/long.safetensors" <<'PY' ||
+import importlib.util, sys, torch
+spec = importlib.util.spec_from_file_location("long", sys.argv[1])
+m = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(m)
+net = m.Network()
+meta = m.load_safetensors(net, sys.argv[2])
+assert meta["format"] == "nader-weights", meta
+assert all(torch.isfinite(t).all() for t in net.state_dict().values())
+bn = [k for k in net.state_dict() if k.endswith("running_var")]
+assert bn and any((net.state_dict()[k] != 1).any() for k in bn), \
+    "BN statistics untouched: these are not trained weights"
+print("weights of running job 4 from its checkpoint: %d tensors" %
+      len(net.state_dict()))
+PY
+    fail "the weights from the store do not load"
 
 # --- the report, in a browser --------------------------------------------
 "$BIN/nader" report "$RT_STATE" --tag demo -o "$RT_DIR/report.html" ||
