@@ -41,7 +41,8 @@ static void s_usage(FILE *out)
             "output)\n"
             "  --tag TAG      with a state folder: only the results of "
             "jobs tagged TAG\n"
-            "                 (a search tags its jobs \"search:NAME\")\n");
+            "                 or TAG:... (--tag search:NAME for one "
+            "search)\n");
 }
 
 /* Write the JSON with every '<' as \u003c: '<' only ever occurs inside

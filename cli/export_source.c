@@ -135,6 +135,16 @@ static int s_from_file(const export_opts_t *o, export_design_t *x,
 
 /* --------------------------------------------------------- from a store */
 
+/* Whether a result tagged tag belongs to want: the same tag, or one
+ * below it ("search:s1" takes "search:s1:screen"). */
+static bool s_tag_in(const char *tag, const char *want)
+{
+    size_t n = strlen(want);
+
+    return tag && strncmp(tag, want, n) == 0 &&
+           (tag[n] == '\0' || tag[n] == ':');
+}
+
 typedef struct s_best {
     const char *tag;
     const char *hash;         /* only this design, or NULL */
@@ -152,7 +162,7 @@ static int s_best_visit(void *ctx, uint64_t id, const ProtobufCMessage *m)
     if (!r || r->status != NADER__RESULT_STATUS__RESULT_OK ||
         r->load_test || !r->has_final_valid_acc)
         return 0;
-    if (b->tag && (!rr->tag || strcmp(rr->tag, b->tag) != 0))
+    if (b->tag && !s_tag_in(rr->tag, b->tag))
         return 0;
     if (b->hash && (!rr->design_hash || strcmp(rr->design_hash, b->hash)))
         return 0;

@@ -14,6 +14,7 @@
  */
 #include "report_data.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -79,13 +80,23 @@ static int s_design_visit(void *ctx, const void *key, size_t klen,
     return 0;
 }
 
+/* Whether a result tagged tag belongs to want: the same tag, or one
+ * below it ("search:s1" takes "search:s1:screen"). */
+static bool s_tag_in(const char *tag, const char *want)
+{
+    size_t n = strlen(want);
+
+    return tag && strncmp(tag, want, n) == 0 &&
+           (tag[n] == '\0' || tag[n] == ':');
+}
+
 static int s_result_visit(void *ctx, uint64_t id, const ProtobufCMessage *m)
 {
     s_scan_t *s = ctx;
     const Nader__ResultRecord *rr = (const Nader__ResultRecord *)m;
     const Nader__Result *r = rr->result;
 
-    if (s->tag && (!rr->tag || strcmp(rr->tag, s->tag) != 0))
+    if (s->tag && !s_tag_in(rr->tag, s->tag))
         return 0;
     if (r && r->load_test)
         return 0;
