@@ -239,6 +239,12 @@ class Deploy(unittest.TestCase):
             rc, text = out([os.path.join(BIN, "nader-coordinator"),
                             "--check", "--config", p])
             self.assertEqual(rc, 0, text)
+        # deploy/blocks/ holds copies of example blocks, for kustomize,
+        # which reads nothing outside deploy/.
+        for p in glob.glob(os.path.join(DEPLOY, "blocks", "*.txt")):
+            with open(p) as a, open(os.path.join(
+                    ROOT, "examples", "blocks", os.path.basename(p))) as b:
+                self.assertEqual(a.read(), b.read(), p + " differs")
         kust = load_yaml_docs(os.path.join(DEPLOY, "kustomization.yaml"))[0]
         for r in kust["resources"]:
             self.assertTrue(os.path.isfile(os.path.join(DEPLOY, r)), r)
@@ -367,7 +373,9 @@ class Deploy(unittest.TestCase):
     def check_mounts(self, where, command, mounts):
         """Folders a command uses are mounted in its container."""
         need = {"/data": "--data /data", "/scratch": "--scratch /scratch",
-                "/etc/nader/keys": "/etc/nader/keys/"}
+                "/etc/nader/keys": "/etc/nader/keys/",
+                "/etc/nader/search/search.yaml":
+                    "/etc/nader/search/search.yaml"}
         for path, marker in need.items():
             if marker in command:
                 self.assertTrue(any(path == m or path.startswith(m + "/")
