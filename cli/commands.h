@@ -22,5 +22,6 @@ typedef struct cli_command {
 extern const cli_command_t cli_commands[];
 
 int cmd_graph(int argc, char **argv);   /* cli/cmd_graph.c */
+int cmd_train(int argc, char **argv);   /* cli/cmd_train.c */
 
 #endif

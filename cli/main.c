@@ -47,6 +47,7 @@ const cli_command_t cli_commands[] = {
     {"run", cmd_run, "run a search on this machine (EXPERIMENT.yaml)"},
     {"tree", cmd_tree, "print a search's tree of designs"},
     {"read", cmd_read, "turn papers into inspirations; import lists"},
+    {"train", cmd_train, "train one design on a data set"},
     {NULL, NULL, NULL},
 };
 

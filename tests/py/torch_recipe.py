@@ -98,12 +98,22 @@ def evaluate(net, x, y, batch=256):
     return loss / len(x), 100.0 * correct / len(x)
 
 
+def save_init(net, path):
+    """Write net's weights as safetensors, for `nader train
+    --init-weights` (so both sides start from the same weights)."""
+    import st_numpy
+    st_numpy.save(path, {k: v.detach().numpy()
+                         for k, v in net.state_dict().items()})
+
+
 def train(design_path, folder, width, cells=5, epochs=10, batch=256,
-          seed=777, lr=0.1, threads=2, log=None):
-    """Train and return {"epochs": [...], "images_per_s": ...}."""
+          seed=777, lr=0.1, threads=2, log=None, net=None):
+    """Train (net, or a new one seeded with seed) and return
+    {"epochs": [per-epoch figures]}."""
     torch.set_num_threads(threads)
     tx, ty, vx, vy = read_cifar10(folder)
-    net = build(design_path, width, cells, seed=seed)
+    if net is None:
+        net = build(design_path, width, cells, seed=seed)
     opt = torch.optim.SGD(net.parameters(), lr=lr, momentum=0.9,
                           nesterov=True, weight_decay=5e-4)
     gen = torch.Generator().manual_seed(seed)

@@ -66,6 +66,7 @@ struct network {
 
     const float *input;
     uint64_t seed, step;
+    int flags;
 };
 
 static void s_err(char *err, size_t errlen, const char *fmt, ...)
@@ -334,8 +335,10 @@ static int s_plan_gradients(network_t *nw, const bool *wants)
         free(first);
         return -ENOMEM;
     }
-    for (int i = 0; i < n; i++)
+    for (int i = 0; i < n; i++) {
         first[i] = 2 * n + 1;
+        nw->g_buf[i] = -1;        /* the image (node 0) never has one */
+    }
     first[net->output] = n;
     written[net->output] = true;
     for (int j = n - 1; j >= 1; j--) {
@@ -353,7 +356,6 @@ static int s_plan_gradients(network_t *nw, const bool *wants)
         }
     }
     for (int i = 1; i < n; i++) {
-        nw->g_buf[i] = -1;
         if (!wants[i])
             continue;
         /* a node that needs a gradient reaches the output, so some
@@ -406,6 +408,11 @@ static int s_plan_place(network_t *nw)
         nw_buf_t *b = order[i];
         int m = 0;
         size_t at = 0;
+        if (nw->flags & NETWORK_NO_REUSE) {
+            b->offset = nw->arena_bytes;
+            nw->arena_bytes += b->size;
+            continue;
+        }
         for (int k = 0; k < placed; k++)
             if (order[k]->birth <= b->death && b->birth <= order[k]->death)
                 live[m++] = order[k];
@@ -503,6 +510,12 @@ static int s_arena(network_t *nw, network_t *share, char *err, size_t errlen)
 int network_new(backend_t *be, const net_t *net, network_t *share,
                 network_t **out, char *err, size_t errlen)
 {
+    return network_new_ex(be, net, share, 0, out, err, errlen);
+}
+
+int network_new_ex(backend_t *be, const net_t *net, network_t *share,
+                   int flags, network_t **out, char *err, size_t errlen)
+{
     network_t *nw = calloc(1, sizeof(*nw));
     int rc = -ENOMEM;
 
@@ -513,6 +526,7 @@ int network_new(backend_t *be, const net_t *net, network_t *share,
     }
     nw->be = be;
     nw->net = net;
+    nw->flags = flags;
     for (int i = 1; i < net->n_nodes; i++) {
         if (!be->vt->supports(be, &net->nodes[i])) {
             s_err(err, errlen, "backend %s does not support node %s (%s)",

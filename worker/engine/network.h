@@ -64,6 +64,16 @@ typedef struct network_stats {
 int network_new(backend_t *be, const net_t *net, network_t *share,
                 network_t **out, char *err, size_t errlen);
 
+/* Flags of network_new_ex(). */
+enum {
+    NETWORK_NO_REUSE = 1      /* every buffer its own memory: the plan's
+                                 reference, for tests */
+};
+
+/* network_new() with flags. */
+int network_new_ex(backend_t *be, const net_t *net, network_t *share,
+                   int flags, network_t **out, char *err, size_t errlen);
+
 void network_destroy(network_t **nw);
 
 const net_t *network_net(const network_t *nw);

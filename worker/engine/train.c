@@ -734,6 +734,26 @@ static int s_loop(trainer_t *t)
     return 0;
 }
 
+/*
+ * Peak resident memory of this process image, VmHWM of
+ * /proc/self/status: unlike getrusage's ru_maxrss it does not carry over
+ * the parent's size through fork and exec.  0 when unavailable.
+ */
+static int64_t s_peak_rss(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    long long kb = 0;
+
+    if (!f)
+        return 0;
+    while (fgets(line, sizeof(line), f))
+        if (sscanf(line, "VmHWM: %lld kB", &kb) == 1)
+            break;
+    fclose(f);
+    return (int64_t)kb * 1024;
+}
+
 /* Best and final figures, throughput and memory into the result. */
 static void s_summarise(trainer_t *t)
 {
@@ -755,7 +775,8 @@ static void s_summarise(trainer_t *t)
                           : 0;
     r->steps = t->step;
     r->seconds = s_now() - t->run_start;
-    if (getrusage(RUSAGE_SELF, &ru) == 0)
+    r->peak_rss_bytes = s_peak_rss();
+    if (r->peak_rss_bytes <= 0 && getrusage(RUSAGE_SELF, &ru) == 0)
         r->peak_rss_bytes = (int64_t)ru.ru_maxrss * 1024;
 }
 
