@@ -15,15 +15,6 @@
 
 static int s_help(int argc, char **argv);
 static int s_version(int argc, char **argv);
-int cmd_status(int argc, char **argv);
-int cmd_submit(int argc, char **argv);
-int cmd_results(int argc, char **argv);
-int cmd_set(int argc, char **argv);
-int cmd_cancel(int argc, char **argv);
-int cmd_keygen(int argc, char **argv);
-int cmd_export(int argc, char **argv);
-int cmd_report(int argc, char **argv);
-int cmd_health(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_tree(int argc, char **argv);
 int cmd_read(int argc, char **argv);

@@ -200,6 +200,10 @@ static int s_claim(sched_t *s, store_txn_t *t, sched_worker_t *w,
         *ours = true;
         return 0;
     }
+    /* A held result: it is resent after Welcome and settles the job; it
+     * must not take the device from a job really running there. */
+    if (r->has_finished && r->finished)
+        return 0;
     if (!j || j->rec->attempts != r->attempt ||
         !s_active_state(j->rec->state) ||
         !s_same_worker(j->holder ? j->holder->name : j->rec->worker, w)) {
@@ -434,7 +438,11 @@ int sched_worker_result(sched_t *s, store_txn_t *t, sched_worker_t *w,
         return 0;
     }
     rec = j->rec;
-    current = j->holder == w && rec->attempts == r->attempt;
+    /* The current attempt: held by w, or by nobody yet after a restart
+     * when w is the worker it was leased to. */
+    current = rec->attempts == r->attempt &&
+              (j->holder == w ||
+               (!j->holder && s_same_worker(rec->worker, w)));
     if (st == NADER__RESULT_STATUS__RESULT_OK) {
         if (j->holder && !current)
             sched_send_cancel(s, j->holder, rec->id, rec->attempts,

@@ -365,6 +365,10 @@ int sched_job_requeue(sched_t *s, store_txn_t *t, s_job_t *j,
         }
     }
     sched_job_detach(j);
+    if (j->orphan_deadline) {
+        j->orphan_deadline = 0;
+        s->n_orphans--;
+    }
     SET(rec, state, NADER__JOB_STATE__JOB_QUEUED);
     sched_str_set(&rec->reason, reason);
     sched_str_set(&rec->worker, NULL);
@@ -769,6 +773,12 @@ static int s_collect_orphan(void *ctx, void *value)
 
     if (!j->orphan_deadline)
         return 0;
+    if (j->holder || (j->rec->state != NADER__JOB_STATE__JOB_LEASED &&
+                      j->rec->state != NADER__JOB_STATE__JOB_RUNNING)) {
+        j->orphan_deadline = 0;     /* settled meanwhile */
+        o->s->n_orphans--;
+        return 0;
+    }
     if (j->orphan_deadline > o->now) {
         if (j->orphan_deadline < o->s->orphan_next)
             o->s->orphan_next = j->orphan_deadline;

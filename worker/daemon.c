@@ -82,6 +82,8 @@ struct worker {
     worker_stats_t stats;
 };
 
+static void s_slot_clear(struct s_slot *sl);
+
 /* ---------------------------------------------------------------- setup */
 
 void worker_options_default(worker_options_t *o)
@@ -200,8 +202,14 @@ void worker_destroy(worker_t **wp)
     if (!wp || !*wp)
         return;
     w = *wp;
-    for (int i = 0; w->slots && i < w->n_slots; i++)
+    for (int i = 0; w->slots && i < w->n_slots; i++) {
         trainer_destroy(&w->slots[i].trainer);
+        if (w->slots[i].dir[0])
+            s_slot_clear(&w->slots[i]);
+    }
+    if (w->scratch && !w->opt.instant &&
+        !(w->opt.scratch_dir && w->opt.scratch_dir[0]))
+        rmdir(w->scratch);       /* the default one, and only if empty */
     for (size_t i = 0; i < w->n_pending; i++)
         free(w->pending[i].buf);
     free(w->pending);
@@ -266,6 +274,7 @@ static Nader__Running **s_running(worker_t *w, Nader__Running *store,
         nader__running__init(&store[*n]);
         SET(&store[*n], job, w->pending[i].job);
         SET(&store[*n], attempt, w->pending[i].attempt);
+        SET(&store[*n], finished, 1);
         store[*n].device = w->pending[i].device;
         v[*n] = &store[*n];
         (*n)++;
@@ -680,13 +689,16 @@ static void s_trainer_input(worker_t *w, s_slot_t *sl)
                 SET(env->result, status,
                     NADER__RESULT_STATUS__RESULT_CANCELLED);
             }
-            log_info("job %llu attempt %u: %s%s%s",
-                     (unsigned long long)sl->job, sl->attempt,
-                     env->result->status == NADER__RESULT_STATUS__RESULT_OK
-                         ? "done" : "ended: ",
-                     env->result->status == NADER__RESULT_STATUS__RESULT_OK
-                         ? "" : (env->result->reason ? env->result->reason
-                                                     : "?"), "");
+            if (env->result->status == NADER__RESULT_STATUS__RESULT_OK)
+                log_info("job %llu attempt %u: done, %zu epochs in %.1f s, "
+                         "final validation accuracy %.2f%%",
+                         (unsigned long long)sl->job, sl->attempt,
+                         env->result->n_epochs, env->result->seconds,
+                         env->result->final_valid_acc);
+            else
+                log_info("job %llu attempt %u: ended: %s",
+                         (unsigned long long)sl->job, sl->attempt,
+                         env->result->reason ? env->result->reason : "?");
             s_result(w, env->result, sl->device);
             sl->job = 0;
             rc = -1;

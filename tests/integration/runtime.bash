@@ -6,8 +6,17 @@
 # exits, however it exits.
 
 set -u
-BIN=${NADER_BIN:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/build}
-RT_DIR=$(mktemp -d "${TMPDIR:-/tmp}/nader-rt.XXXXXX")
+RT_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+BIN=${NADER_BIN:-$RT_ROOT/${BUILD:-build}}
+# Scratch under this checkout's build folder (not a shared /tmp that
+# other sessions may tidy), unless its path is too long for the admin
+# socket's name (Unix sockets take about 100 bytes).
+mkdir -p "$BIN/test-tmp" 2>/dev/null
+RT_DIR=$(mktemp -d "$BIN/test-tmp/rt.XXXXXX" 2>/dev/null)
+if [[ -z $RT_DIR || ${#RT_DIR} -gt 60 ]]; then
+    [[ -n $RT_DIR ]] && rmdir "$RT_DIR"
+    RT_DIR=$(mktemp -d "${TMPDIR:-/tmp}/nader-rt.XXXXXX")
+fi
 RT_PIDS=()
 
 rt_cleanup() {
@@ -109,7 +118,5 @@ rt_config() {
 
 # A tiny valid design (the residual example of the repository).
 rt_design() {
-    local root
-    root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-    echo "$root/examples/blocks/resnet_basic.txt"
+    echo "$RT_ROOT/examples/blocks/resnet_basic.txt"
 }

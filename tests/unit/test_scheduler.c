@@ -499,6 +499,54 @@ static void test_lost_lease_and_restart(void **state)
     assert_true(s_has_result(a));
 }
 
+static void test_restart_with_a_held_result(void **state)
+{
+    uint64_t a = s_submit("cifar10", 1), b = s_submit("cifar10", 0);
+    sched_worker_t *w = s_hello("w1", "cifar10", NULL, 0, 0);
+    Nader__Running r[2] = {NADER__RUNNING__INIT, NADER__RUNNING__INIT};
+    sched_options_t o = s_options();
+    store_txn_t *t;
+    char err[256];
+    Nader__JobRecord *j;
+
+    (void)state;
+    /* a is leased to w1; the coordinator restarts (a is an orphan);
+     * w1's new session takes b on its one device; another restart.
+     * Now w1 holds a's result (finished) and runs b. */
+    assert_int_equal(s_dispatch(0), 1);
+    sched_destroy(&T.s);
+    assert_int_equal(sched_new(T.store, &o, &T.s, err, sizeof err), 0);
+    t = s_txn();
+    assert_int_equal(sched_reload(T.s, t, 0, err, sizeof err), 0);
+    s_commit(t);
+    w = s_hello("w1", "cifar10", NULL, 0, 0);
+    assert_int_equal(s_dispatch(0), 1);
+    sched_destroy(&T.s);
+    s_clear_sent();
+    assert_int_equal(sched_new(T.store, &o, &T.s, err, sizeof err), 0);
+    t = s_txn();
+    assert_int_equal(sched_reload(T.s, t, 0, err, sizeof err), 0);
+    s_commit(t);
+    r[0].has_job = r[0].has_attempt = r[0].has_finished = 1;
+    r[0].job = a;
+    r[0].attempt = 1;
+    r[0].finished = 1;
+    r[0].device = (char *)"cpu";
+    r[1].has_job = r[1].has_attempt = 1;
+    r[1].job = b;
+    r[1].attempt = 1;
+    r[1].device = (char *)"cpu";
+    w = s_hello("w1", "cifar10", r, 2, SEC);
+    /* b keeps its device; nothing is cancelled; a's result settles a. */
+    assert_int_equal(s_count(NULL, NADER__ENVELOPE__BODY_CANCEL), 0);
+    j = s_job(b);
+    assert_int_equal(j->state, NADER__JOB_STATE__JOB_LEASED);
+    nader__job_record__free_unpacked(j, NULL);
+    assert_true(s_result(w, a, 1, NADER__RESULT_STATUS__RESULT_OK));
+    assert_true(s_result(w, b, 1, NADER__RESULT_STATUS__RESULT_OK));
+    assert_true(s_has_result(a) && s_has_result(b));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -511,6 +559,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_cancel_pause_and_limits,
                                         s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_lost_lease_and_restart,
+                                        s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_restart_with_a_held_result,
                                         s_setup, s_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
