@@ -126,10 +126,10 @@ int cmd_read(int argc, char **argv)
             goto out;
         }
         llm = llm_new(&lc, err, sizeof err);
-        pr = llm ? prompts_new(cfg.search_prompts[0] ? cfg.search_prompts
-                                                     : NULL,
-                               err, sizeof err)
-                 : NULL;
+        pr =
+            llm ? prompts_new(cfg.search_prompts[0] ? cfg.search_prompts : NULL,
+                              err, sizeof err)
+                : NULL;
         if (!llm || !pr) {
             fprintf(stderr, "nader read: %s\n", err);
             goto out;
@@ -165,9 +165,8 @@ int cmd_read(int argc, char **argv)
         goto out;
     }
     if (out) {
-        rc = text_file_write(out, json, strlen(json), err, sizeof err) == 0
-                 ? 0
-                 : 1;
+        rc = text_file_write(out, json, strlen(json), err, sizeof err) == 0 ? 0
+                                                                            : 1;
         if (rc)
             fprintf(stderr, "nader read: %s\n", err);
         else

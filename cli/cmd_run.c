@@ -49,17 +49,20 @@ static void s_on_signal(int sig)
 
 static void s_usage(FILE *f)
 {
-    fprintf(f,
-            "usage: nader run EXPERIMENT.yaml [--set KEY=VALUE]... [--quiet]"
-            "\n\n"
-            "Run a search on this machine: a coordinator, local workers "
-            "(one per GPU,\nor one on the CPU) and the agents, with a live "
-            "table; the results folder\nis written to run.results/NAME "
-            "(docs/experiments.md).  Run it again to\nresume a search that "
-            "was stopped.\n\n"
-            "  --set KEY=VALUE   override a key of the experiment file\n"
-            "  --quiet           no live table, only the leaderboard\n"
-            "  --log-level L     debug, info, warn (default) or error\n");
+    fprintf(f, "usage: nader run EXPERIMENT.yaml [--set KEY=VALUE]... [--quiet]"
+               "\n\n"
+               "Run a search on this machine: a coordinator, local workers "
+               "(one per GPU,\nor one on the CPU) and the agents, with a live "
+               "table; the results folder\nis written to run.results/NAME "
+               "(docs/experiments.md).  Run it again to\nresume a search that "
+               "was stopped.\n\n"
+               "  --set KEY=VALUE   override a key of the experiment file\n"
+               "  --llm-replay FILE answer every LLM call from an exchange log"
+               "\n                    (llm.jsonl of a results folder): re-run "
+               "a search\n"
+               "  --doc             print the experiment keys (Markdown)\n"
+               "  --quiet           no live table, only the leaderboard\n"
+               "  --log-level L     debug, info, warn (default) or error\n");
 }
 
 /* mkdir -p. */
@@ -220,7 +223,8 @@ static int s_start_workers(s_run_t *r, char *err, size_t errlen)
 
     r->gpus = backend_cuda_count();
     if (strcmp(dev, "cuda") == 0 && r->gpus == 0) {
-        snprintf(err, errlen, "run.device cuda: no CUDA device usable by "
+        snprintf(err, errlen,
+                 "run.device cuda: no CUDA device usable by "
                  "this build");
         return -1;
     }
@@ -261,14 +265,16 @@ static void s_watch_workers(s_run_t *r)
             continue;
         r->workers[i] = 0;
         if (++r->restarts > 20) {
-            fprintf(stderr, "nader run: worker %d ended (%s %d) and has "
-                            "been restarted too often; see its log\n",
+            fprintf(stderr,
+                    "nader run: worker %d ended (%s %d) and has "
+                    "been restarted too often; see its log\n",
                     i, WIFSIGNALED(st) ? "signal" : "status",
                     WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st));
             continue;
         }
-        fprintf(stderr, "nader run: worker %d ended (%s %d); starting it "
-                        "again\n",
+        fprintf(stderr,
+                "nader run: worker %d ended (%s %d); starting it "
+                "again\n",
                 i, WIFSIGNALED(st) ? "signal" : "status",
                 WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st));
         if (s_spawn(r, i, err, sizeof err) != 0)
@@ -300,9 +306,9 @@ static void s_stop_workers(s_run_t *r)
 
 static void s_table_header(void)
 {
-    printf("%7s %7s %7s %8s %7s %6s %7s  %-18s %7s %9s %8s\n", "time",
-           "iter", "designs", "screened", "pending", "failed", "full",
-           "best", "calls", "tokens", "cost");
+    printf("%7s %7s %7s %8s %7s %6s %7s  %-18s %7s %9s %8s\n", "time", "iter",
+           "designs", "screened", "pending", "failed", "full", "best", "calls",
+           "tokens", "cost");
 }
 
 static void s_table_line(const search_status_t *st)
@@ -316,17 +322,49 @@ static void s_table_line(const search_status_t *st)
     snprintf(iter, sizeof iter, "%d/%d", st->iteration, st->iterations);
     snprintf(full, sizeof full, "%d/%d", st->full_done,
              st->full_done + st->full_pending);
-    printf("%7s %7s %7d %8d %7d %6d %7s  %-18s %7lld %9lld %8.4f\n", when,
-           iter, st->designs, st->screened, st->pending, st->failed, full,
-           best, (long long)st->usage.calls,
+    printf("%7s %7s %7d %8d %7d %6d %7s  %-18s %7lld %9lld %8.4f\n", when, iter,
+           st->designs, st->screened, st->pending, st->failed, full, best,
+           (long long)st->usage.calls,
            (long long)(st->usage.prompt_tokens + st->usage.completion_tokens),
            st->usage.cost);
     fflush(stdout);
 }
 
+/*
+ * The key reference of docs/experiments.md, from the configuration
+ * table: the keys of a search and of nader run, by section.
+ */
+static void s_doc(void)
+{
+    static const char *const sections[][2] = {
+        {"search.", "The search"},
+        {"train.", "Training and the fidelity ladder"},
+        {"budget.", "Budgets"},
+        {"llm.", "The language model"},
+        {"run.", "nader run"},
+        {"data.", "Data"}};
+    static const char *const types[] = {"string",  "path",   "integer",
+                                        "boolean", "number", "duration",
+                                        "size",    "list"};
+    int n;
+    const config_key_t *k = config_keys(&n);
+
+    for (size_t s = 0; s < sizeof sections / sizeof sections[0]; s++) {
+        printf("### %s\n\n| key | type | default | meaning |\n"
+               "|---|---|---|---|\n",
+               sections[s][1]);
+        size_t plen = strlen(sections[s][0]);
+        for (int i = 0; i < n; i++)
+            if (strncmp(k[i].name, sections[s][0], plen) == 0)
+                printf("| `%s` | %s | %s%s%s | %s |\n", k[i].name,
+                       types[k[i].type], k[i].def[0] ? "`" : "(empty)",
+                       k[i].def, k[i].def[0] ? "`" : "", k[i].doc);
+        printf("\n");
+    }
+}
+
 /* Parse arguments into r->cfg.  Returns 0, or an exit code. */
-static int s_args(int argc, char **argv, s_run_t *r, bool *quiet,
-                  int *level)
+static int s_args(int argc, char **argv, s_run_t *r, bool *quiet, int *level)
 {
     const char *path = NULL;
     char err[1024];
@@ -335,13 +373,26 @@ static int s_args(int argc, char **argv, s_run_t *r, bool *quiet,
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             s_usage(stdout);
             return -1;
+        } else if (strcmp(argv[i], "--doc") == 0) {
+            s_doc();
+            return -1;
         } else if (strcmp(argv[i], "--quiet") == 0) {
             *quiet = true;
         } else if (strcmp(argv[i], "--log-level") == 0 && i + 1 < argc) {
             *level = log_level_parse(argv[++i]);
             if (*level < 0) {
-                fprintf(stderr, "nader run: unknown log level %s\n",
-                        argv[i]);
+                fprintf(stderr, "nader run: unknown log level %s\n", argv[i]);
+                return 2;
+            }
+        } else if (strcmp(argv[i], "--llm-replay") == 0 && i + 1 < argc) {
+            if (!path) {
+                fprintf(stderr, "nader run: give the experiment file "
+                                "before --llm-replay\n");
+                return 2;
+            }
+            if (config_set(&r->cfg, "llm.replay", argv[++i], err, sizeof err) <
+                0) {
+                fprintf(stderr, "nader run: --llm-replay: %s\n", err);
                 return 2;
             }
         } else if (strcmp(argv[i], "--set") == 0 && i + 1 < argc) {
@@ -352,8 +403,9 @@ static int s_args(int argc, char **argv, s_run_t *r, bool *quiet,
                 return 2;
             }
             if (!eq) {
-                fprintf(stderr, "nader run: --set needs KEY=VALUE, not "
-                                "'%s'\n",
+                fprintf(stderr,
+                        "nader run: --set needs KEY=VALUE, not "
+                        "'%s'\n",
                         kv);
                 return 2;
             }
@@ -365,8 +417,7 @@ static int s_args(int argc, char **argv, s_run_t *r, bool *quiet,
                 return 2;
             }
         } else if (argv[i][0] == '-' || path) {
-            fprintf(stderr, "nader run: unexpected argument '%s'\n",
-                    argv[i]);
+            fprintf(stderr, "nader run: unexpected argument '%s'\n", argv[i]);
             s_usage(stderr);
             return 2;
         } else {
@@ -382,8 +433,9 @@ static int s_args(int argc, char **argv, s_run_t *r, bool *quiet,
         return 2;
     }
     if (!r->cfg.search_base[0]) {
-        fprintf(stderr, "nader run: %s: search.base is not set (the block "
-                        "file of the base design)\n",
+        fprintf(stderr,
+                "nader run: %s: search.base is not set (the block "
+                "file of the base design)\n",
                 path);
         return 2;
     }
@@ -408,8 +460,9 @@ static int s_data(s_run_t *r)
     snprintf(sub, sizeof sub, "%s/%s", r->cfg.data_dir, folder);
     if (strcmp(r->cfg.data_generate, "synthetic") == 0) {
         if (strcmp(folder, "cifar-10-batches-bin") != 0) {
-            fprintf(stderr, "nader run: data.generate synthetic makes the "
-                            "CIFAR-10 layout; search.dataset is %s\n",
+            fprintf(stderr,
+                    "nader run: data.generate synthetic makes the "
+                    "CIFAR-10 layout; search.dataset is %s\n",
                     r->cfg.search_dataset);
             return -1;
         }
@@ -471,15 +524,15 @@ int cmd_run(int argc, char **argv)
         rc = 2;
         goto out;
     }
-    printf("nader run: search '%s' on %s, base %s\n", scfg.name,
-           scfg.dataset, scfg.base);
+    printf("nader run: search '%s' on %s, base %s\n", scfg.name, scfg.dataset,
+           scfg.base);
     if (!scfg.use_llm || scfg.offline)
         printf("designer: offline (random programmatic edits, no LLM%s)\n",
                scfg.use_llm ? "" : ": llm.base_url is not set");
     else
-        printf("designer: LLM agents (%s)\n",
-               scfg.llm_replay[0] ? "replaying a recorded log"
-                                  : scfg.llm_model);
+        printf("designer: LLM agents (%s)\n", scfg.llm_replay[0]
+                                                  ? "replaying a recorded log"
+                                                  : scfg.llm_model);
     if (s_data(&r) != 0) {
         search_config_free(&scfg);
         goto out;
@@ -539,15 +592,18 @@ int cmd_run(int argc, char **argv)
         search_status_get(r.search, &st);
         char now[512];
         snprintf(now, sizeof now, "%d %d %d %d %d %d %lld %s", st.iteration,
-                 st.designs, st.screened, st.pending, st.failed,
-                 st.full_done, (long long)st.usage.calls, st.phase);
+                 st.designs, st.screened, st.pending, st.failed, st.full_done,
+                 (long long)st.usage.calls, st.phase);
         if (!quiet && (strcmp(now, last) != 0 || ++quiet_ticks >= 120)) {
             s_table_line(&st);
             snprintf(last, sizeof last, "%s", now);
             quiet_ticks = 0;
         }
     }
-    if (r.search_started && atomic_load(&r.search_done)) {
+    /* Wait for the search thread even after a second signal: it was
+     * asked to stop, and the results are read from it next. */
+    if (r.search_started) {
+        search_stop(r.search);
         pthread_join(r.search_th, NULL);
         r.search_started = false;
     }
@@ -569,8 +625,7 @@ int cmd_run(int argc, char **argv)
     printf("\nresults: %s (best.txt, leaderboard.txt, tree.txt, "
            "designs.jsonl, results.jsonl, llm.jsonl)\n",
            r.results);
-    rc = st.done || !atomic_load(&s_signals) ? (r.search_rc == 0 ? 0 : 1)
-                                             : 0;
+    rc = st.done || !atomic_load(&s_signals) ? (r.search_rc == 0 ? 0 : 1) : 0;
 out:
     if (r.search_started) {
         search_stop(r.search);

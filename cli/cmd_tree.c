@@ -94,7 +94,7 @@ int cmd_tree(int argc, char **argv)
         rc = 1;
         goto out;
     }
-    char *text = board ? search_leaderboard(s, 1 << 30)
+    char *text = board  ? search_leaderboard(s, 1 << 30)
                  : json ? search_tree_json(s)
                         : search_tree_text(s, designs);
     if (text) {

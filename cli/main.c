@@ -15,9 +15,6 @@
 
 static int s_help(int argc, char **argv);
 static int s_version(int argc, char **argv);
-int cmd_run(int argc, char **argv);
-int cmd_tree(int argc, char **argv);
-int cmd_read(int argc, char **argv);
 
 const cli_command_t cli_commands[] = {
     {"help", s_help, "list the subcommands"},

@@ -21,12 +21,12 @@
 #include "rng.h"
 
 typedef struct agent_env {
-    llm_t *llm;                  /* NULL: no endpoint */
+    llm_t *llm; /* NULL: no endpoint */
     const prompts_t *prompts;
-    const net_config_t *net;     /* skeleton, data set, budget */
-    const char *dataset;         /* for prompts: "cifar10" */
+    const net_config_t *net; /* skeleton, data set, budget */
+    const char *dataset;     /* for prompts: "cifar10" */
     int iteration;
-    uint64_t rng;                /* this iteration's stream */
+    uint64_t rng; /* this iteration's stream */
 } agent_env_t;
 
 /* Whether designs are two-input cells (a DARTS-style skeleton). */

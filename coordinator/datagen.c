@@ -77,8 +77,8 @@ static int s_file(const char *dir, const char *name, int n, uint64_t *st,
     }
     for (int i = 0; i < n; i++)
         s_image(i % 10, st, buf + (size_t)i * RECORD);
-    int rc = text_file_write(path, (const char *)buf, (size_t)n * RECORD,
-                             err, errlen);
+    int rc = text_file_write(path, (const char *)buf, (size_t)n * RECORD, err,
+                             errlen);
     free(buf);
     return rc;
 }
@@ -100,8 +100,7 @@ int datagen_cifar10(const char *dir, int n_train, int n_test, uint64_t seed,
     text_buf_t m;
 
     if (n_train < 5 || n_test < 1) {
-        snprintf(err, errlen, "%s: at least 5 training and 1 test image",
-                 dir);
+        snprintf(err, errlen, "%s: at least 5 training and 1 test image", dir);
         return -1;
     }
     if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
@@ -125,8 +124,8 @@ int datagen_cifar10(const char *dir, int n_train, int n_test, uint64_t seed,
     text_buf_printf(&m, "    \"test_batch.bin\": %d\n  }\n}\n", n_test);
     snprintf(manifest, sizeof manifest, "%s/nader-data.json", dir);
     char *text = text_buf_take(&m);
-    int rc = text ? text_file_write(manifest, text, strlen(text), err, errlen)
-                  : -1;
+    int rc =
+        text ? text_file_write(manifest, text, strlen(text), err, errlen) : -1;
     free(text);
     return rc;
 }

@@ -21,8 +21,8 @@
 
 typedef struct ed_node {
     int idx;
-    char op[32];           /* "Conv2d" */
-    char args[192];        /* "out_channels=C,kernel_size=3" or "" */
+    char op[32];    /* "Conv2d" */
+    char args[192]; /* "out_channels=C,kernel_size=3" or "" */
 } ed_node_t;
 
 typedef struct ed_block {
@@ -30,12 +30,12 @@ typedef struct ed_block {
     int n, ne;
     ed_node_t v[ED_MAX];
     int from[ED_MAX * 2], to[ED_MAX * 2];
-    int next;              /* a free node index */
+    int next; /* a free node index */
 } ed_block_t;
 
 static const char *s_names[DESIGNER_EDIT_COUNT] = {
-    "insert", "replace", "skip", "branch", "kernel",
-    "dilation", "groups", "gate", "norm"};
+    "insert",   "replace", "skip", "branch", "kernel",
+    "dilation", "groups",  "gate", "norm"};
 
 const char *designer_edit_name(designer_edit_t e)
 {
@@ -79,8 +79,7 @@ static int s_ed_read(ed_block_t *b, const char *text)
                 size_t alen = strlen(paren + 1);
                 if (alen > 0 && paren[alen] == ')')
                     alen--;
-                snprintf(n->args, sizeof n->args, "%.*s", (int)alen,
-                         paren + 1);
+                snprintf(n->args, sizeof n->args, "%.*s", (int)alen, paren + 1);
             }
             if (a >= b->next)
                 b->next = a + 1;
@@ -169,8 +168,7 @@ static int s_pick_inner(agent_env_t *env, ed_block_t *b, const char *op)
 }
 
 /* The value of key in an argument list ("" when absent). */
-static void s_arg_get(const char *args, const char *key, char *out,
-                      size_t len)
+static void s_arg_get(const char *args, const char *key, char *out, size_t len)
 {
     size_t k = strlen(key);
 
@@ -239,14 +237,12 @@ static int s_insert(agent_env_t *env, ed_block_t *b, char *what, size_t len)
     if (x < 0 || s_edge(b, a, x) != 0)
         return -1;
     b->from[e] = x;
-    snprintf(what, len, "insert %s%s%s%s between nodes %d and %d",
-             ops[k][0], ops[k][1][0] ? "(" : "", ops[k][1],
-             ops[k][1][0] ? ")" : "", a, c);
+    snprintf(what, len, "insert %s%s%s%s between nodes %d and %d", ops[k][0],
+             ops[k][1][0] ? "(" : "", ops[k][1], ops[k][1][0] ? ")" : "", a, c);
     return 0;
 }
 
-static int s_replace(agent_env_t *env, ed_block_t *b, char *what,
-                     size_t len)
+static int s_replace(agent_env_t *env, ed_block_t *b, char *what, size_t len)
 {
     static const char *pairs[][2] = {{"ReLU", "GELU"},
                                      {"GELU", "ReLU"},
@@ -417,8 +413,7 @@ static int s_gate(agent_env_t *env, ed_block_t *b, char *what, size_t len)
         s_edge(b, act, c2) || s_edge(b, c2, sig) || s_edge(b, x, mul) ||
         s_edge(b, sig, mul))
         return -1;
-    snprintf(what, len, "add a squeeze-and-excitation gate after node %d",
-             x);
+    snprintf(what, len, "add a squeeze-and-excitation gate after node %d", x);
     return 0;
 }
 
@@ -502,9 +497,10 @@ static int s_run(agent_env_t *env, const graph_design_t *parent, int edit,
     }
     graph_design_hash(parent, ph);
     for (int t = 0; t < max_tries; t++) {
-        designer_edit_t ed = edit >= 0 ? (designer_edit_t)edit
-                                       : (designer_edit_t)agent_rand_below(
-                                             env, DESIGNER_EDIT_COUNT);
+        designer_edit_t ed =
+            edit >= 0
+                ? (designer_edit_t)edit
+                : (designer_edit_t)agent_rand_below(env, DESIGNER_EDIT_COUNT);
         char what[200];
         *b = *base;
         out->tries++;
@@ -516,8 +512,7 @@ static int s_run(agent_env_t *env, const graph_design_t *parent, int edit,
         net_choice_t choice;
         int ok = text ? modifier_check(env->net, 1, text,
                                        parent->stem_default ? NULL : stem,
-                                       parent->downsample_default ? NULL
-                                                                  : down,
+                                       parent->downsample_default ? NULL : down,
                                        &d, &choice, &lines)
                       : 1;
         free(text);
@@ -555,9 +550,8 @@ int designer_mutate(agent_env_t *env, const graph_design_t *parent,
 }
 
 int designer_apply(agent_env_t *env, const graph_design_t *parent,
-                   designer_edit_t edit, int max_tries,
-                   modifier_known_fn known, void *ctx,
-                   designer_result_t *out, char *err, size_t errlen)
+                   designer_edit_t edit, int max_tries, modifier_known_fn known,
+                   void *ctx, designer_result_t *out, char *err, size_t errlen)
 {
     return s_run(env, parent, (int)edit, max_tries, known, ctx, out, err,
                  errlen);

@@ -24,15 +24,15 @@
 #include "net.h"
 
 typedef enum designer_edit {
-    DESIGNER_INSERT,       /* an operation on an edge */
-    DESIGNER_REPLACE,      /* an activation or pooling by another */
-    DESIGNER_SKIP,         /* Add of an earlier node into a later one */
-    DESIGNER_BRANCH,       /* a parallel convolution, added */
-    DESIGNER_KERNEL,       /* a convolution's kernel size */
-    DESIGNER_DILATION,     /* a convolution's dilation */
-    DESIGNER_GROUPS,       /* a convolution's groups */
-    DESIGNER_GATE,         /* a squeeze-and-excitation gate */
-    DESIGNER_NORM,         /* BN <-> LN (channels-last) */
+    DESIGNER_INSERT,   /* an operation on an edge */
+    DESIGNER_REPLACE,  /* an activation or pooling by another */
+    DESIGNER_SKIP,     /* Add of an earlier node into a later one */
+    DESIGNER_BRANCH,   /* a parallel convolution, added */
+    DESIGNER_KERNEL,   /* a convolution's kernel size */
+    DESIGNER_DILATION, /* a convolution's dilation */
+    DESIGNER_GROUPS,   /* a convolution's groups */
+    DESIGNER_GATE,     /* a squeeze-and-excitation gate */
+    DESIGNER_NORM,     /* BN <-> LN (channels-last) */
     DESIGNER_EDIT_COUNT
 } designer_edit_t;
 
@@ -43,8 +43,8 @@ typedef struct designer_result {
     char hash[33];
     net_choice_t choice;
     designer_edit_t edit;
-    char what[256];        /* "offline edit: kernel size of node 5 3 -> 5" */
-    int tries;             /* edits tried, valid or not */
+    char what[256]; /* "offline edit: kernel size of node 5 3 -> 5" */
+    int tries;      /* edits tried, valid or not */
 } designer_result_t;
 
 void designer_result_free(designer_result_t *r);
@@ -64,8 +64,7 @@ int designer_mutate(agent_env_t *env, const graph_design_t *parent,
  * edit kind, choosing where at random.  Returns 0, 1 or -1 likewise.
  */
 int designer_apply(agent_env_t *env, const graph_design_t *parent,
-                   designer_edit_t edit, int max_tries,
-                   modifier_known_fn known, void *ctx,
-                   designer_result_t *out, char *err, size_t errlen);
+                   designer_edit_t edit, int max_tries, modifier_known_fn known,
+                   void *ctx, designer_result_t *out, char *err, size_t errlen);
 
 #endif

@@ -39,10 +39,10 @@ typedef struct s_count {
 } s_count_t;
 
 struct llm {
-    llm_config_t cfg;          /* strings below point into own copies */
+    llm_config_t cfg; /* strings below point into own copies */
     char *base_url, *model, *embed_model, *api_key_env;
 
-    pthread_mutex_t lock;      /* everything below */
+    pthread_mutex_t lock; /* everything below */
     pthread_cond_t slot_free;
     int in_flight;
     uint64_t rng;
@@ -66,10 +66,10 @@ struct llm {
 
 /* One HTTP attempt's outcome. */
 typedef struct s_reply {
-    long status;               /* HTTP status, 0 when none */
+    long status; /* HTTP status, 0 when none */
     CURLcode code;
     text_buf_t body;
-    double retry_after;        /* seconds, < 0 when absent */
+    double retry_after; /* seconds, < 0 when absent */
     char curl_err[CURL_ERROR_SIZE];
 } s_reply_t;
 
@@ -78,10 +78,10 @@ static int s_global_rc;
 
 static void s_global_init(void)
 {
-    s_global_rc = curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK &&
-                          sodium_init() >= 0
-                      ? 0
-                      : -1;
+    s_global_rc =
+        curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK && sodium_init() >= 0
+            ? 0
+            : -1;
 }
 
 static double s_now(void)
@@ -222,8 +222,7 @@ bool llm_has_embeddings(const llm_t *l)
     bool ok;
 
     pthread_mutex_lock(&m->lock);
-    ok = !m->embed_absent &&
-         (m->embed_model != NULL || m->cfg.replay_only);
+    ok = !m->embed_absent && (m->embed_model != NULL || m->cfg.replay_only);
     pthread_mutex_unlock(&m->lock);
     return ok;
 }
@@ -253,8 +252,8 @@ static bool s_budget_locked(llm_t *l, char *buf, size_t len)
         return true;
     }
     if (l->cfg.max_cost > 0 && l->usage.cost >= l->cfg.max_cost) {
-        snprintf(buf, len, "cost budget reached: $%.4f of $%.4f",
-                 l->usage.cost, l->cfg.max_cost);
+        snprintf(buf, len, "cost budget reached: $%.4f of $%.4f", l->usage.cost,
+                 l->cfg.max_cost);
         return true;
     }
     return false;
@@ -304,8 +303,7 @@ int llm_memo_unused(llm_t *l)
     return n;
 }
 
-int llm_memo_load_jsonl(llm_t *l, const char *path, char *err,
-                        size_t errlen)
+int llm_memo_load_jsonl(llm_t *l, const char *path, char *err, size_t errlen)
 {
     size_t len;
     char *text = text_file_read(path, 0, &len, err, errlen);
@@ -359,8 +357,8 @@ static int s_key_locked(llm_t *l, llm_kind_t kind, const char *agent,
     crypto_generichash_state st;
     char head[64], base[33];
 
-    int n = snprintf(head, sizeof head, "%d|%s|%d|", (int)kind, agent,
-                     iteration);
+    int n =
+        snprintf(head, sizeof head, "%d|%s|%d|", (int)kind, agent, iteration);
     crypto_generichash_init(&st, NULL, 0, sizeof h);
     crypto_generichash_update(&st, (const unsigned char *)head, (size_t)n);
     crypto_generichash_update(&st, (const unsigned char *)request,
@@ -445,8 +443,8 @@ static size_t s_on_header(char *p, size_t size, size_t n, void *ctx)
     return bytes;
 }
 
-static int s_on_progress(void *ctx, curl_off_t a, curl_off_t b,
-                         curl_off_t c, curl_off_t d)
+static int s_on_progress(void *ctx, curl_off_t a, curl_off_t b, curl_off_t c,
+                         curl_off_t d)
 {
     llm_t *l = ctx;
 
@@ -458,8 +456,7 @@ static int s_on_progress(void *ctx, curl_off_t a, curl_off_t b,
 static bool s_slot_take(llm_t *l)
 {
     pthread_mutex_lock(&l->lock);
-    while (l->in_flight >= l->cfg.concurrency &&
-           !atomic_load(&l->cancelled))
+    while (l->in_flight >= l->cfg.concurrency && !atomic_load(&l->cancelled))
         pthread_cond_wait(&l->slot_free, &l->lock);
     bool ok = !atomic_load(&l->cancelled);
     if (ok)
@@ -478,8 +475,7 @@ static void s_slot_give(llm_t *l)
 
 /* POST body to url once.  Returns 0 when an HTTP answer came back (any
  * status), -1 when the transfer failed (r->code says why). */
-static int s_post(llm_t *l, const char *url, const char *body,
-                  s_reply_t *r)
+static int s_post(llm_t *l, const char *url, const char *body, s_reply_t *r)
 {
     CURL *c = curl_easy_init();
     struct curl_slist *h = NULL;
@@ -513,10 +509,10 @@ static int s_post(llm_t *l, const char *url, const char *body,
         goto out;
     }
     CURLcode e = CURLE_OK;
-#define SETOPT(o, v)                                                         \
-    do {                                                                     \
-        if (e == CURLE_OK)                                                   \
-            e = curl_easy_setopt(c, o, v);                                   \
+#define SETOPT(o, v)                                                           \
+    do {                                                                       \
+        if (e == CURLE_OK)                                                     \
+            e = curl_easy_setopt(c, o, v);                                     \
     } while (0)
     SETOPT(CURLOPT_URL, url);
     SETOPT(CURLOPT_HTTPHEADER, h);
@@ -579,10 +575,10 @@ static double s_jitter(llm_t *l)
 
 /* What to do after one attempt. */
 typedef enum s_verdict {
-    S_DONE,      /* parsed answer in hand */
+    S_DONE, /* parsed answer in hand */
     S_RETRY,
     S_FATAL,
-    S_NOT_FOUND  /* 404: the endpoint has no such route */
+    S_NOT_FOUND /* 404: the endpoint has no such route */
 } s_verdict_t;
 
 /* A short, single-line excerpt of an error body for messages. */
@@ -593,9 +589,8 @@ static void s_excerpt(const char *body, char *out, size_t len)
 
     if (j) {
         json_t *e = json_object_get(j, "error");
-        msg = json_string_value(json_is_object(e)
-                                    ? json_object_get(e, "message")
-                                    : e);
+        msg = json_string_value(
+            json_is_object(e) ? json_object_get(e, "message") : e);
     }
     snprintf(out, len, "%s", msg ? msg : body ? body : "");
     for (char *p = out; *p; p++)
@@ -608,8 +603,7 @@ static void s_excerpt(const char *body, char *out, size_t len)
 
 /* Parse a chat answer.  Returns 0 and fills the answer and usage. */
 static int s_parse_chat(const char *body, char **answer, int64_t *pt,
-                        int64_t *ct, bool *estimated, char *why,
-                        size_t whylen)
+                        int64_t *ct, bool *estimated, char *why, size_t whylen)
 {
     json_error_t je;
     json_t *j = json_loads(body, 0, &je);
@@ -652,9 +646,8 @@ static int s_parse_chat(const char *body, char **answer, int64_t *pt,
 }
 
 /* Parse an embeddings answer into the normalised JSON array form. */
-static int s_parse_embed(const char *body, int n, char **answer,
-                         int64_t *pt, bool *estimated, char *why,
-                         size_t whylen)
+static int s_parse_embed(const char *body, int n, char **answer, int64_t *pt,
+                         bool *estimated, char *why, size_t whylen)
 {
     json_error_t je;
     json_t *j = json_loads(body, 0, &je), *out = NULL;
@@ -667,8 +660,7 @@ static int s_parse_embed(const char *body, int n, char **answer,
     }
     json_t *data = json_object_get(j, "data");
     if (!json_is_array(data) || (int)json_array_size(data) != n) {
-        snprintf(why, whylen, "answer has no data array of %d embeddings",
-                 n);
+        snprintf(why, whylen, "answer has no data array of %d embeddings", n);
         goto out;
     }
     out = json_array();
@@ -695,8 +687,8 @@ static int s_parse_embed(const char *body, int n, char **answer,
         norm = norm > 0 ? sqrt(norm) : 1;
         json_t *row = json_array();
         for (int k = 0; k < dim && row; k++) {
-            float x = (float)(json_number_value(json_array_get(v, (size_t)k)) /
-                              norm);
+            float x =
+                (float)(json_number_value(json_array_get(v, (size_t)k)) / norm);
             json_array_append_new(row, json_real(x));
         }
         json_array_set_new(out, (size_t)idx, row);
@@ -746,8 +738,8 @@ static int s_exchange_http(llm_t *l, llm_kind_t kind, const char *body,
                            int64_t *ct, bool *estimated, int *attempts,
                            char *err, size_t errlen)
 {
-    const char *route = kind == LLM_KIND_CHAT ? "chat/completions"
-                                              : "embeddings";
+    const char *route =
+        kind == LLM_KIND_CHAT ? "chat/completions" : "embeddings";
     size_t ulen = strlen(l->base_url) + strlen(route) + 2;
     char *url = malloc(ulen);
     char why[400] = "";
@@ -784,17 +776,16 @@ static int s_exchange_http(llm_t *l, llm_kind_t kind, const char *body,
         if (sent != 0) {
             v = r.code == CURLE_OUT_OF_MEMORY ? S_FATAL : S_RETRY;
             snprintf(why, sizeof why, "%s",
-                     r.code == CURLE_OPERATION_TIMEDOUT
-                         ? "timed out"
-                         : r.curl_err[0] ? r.curl_err
-                                         : curl_easy_strerror(r.code));
+                     r.code == CURLE_OPERATION_TIMEDOUT ? "timed out"
+                     : r.curl_err[0]                    ? r.curl_err
+                                     : curl_easy_strerror(r.code));
         } else if (r.status == 200) {
-            int prc = kind == LLM_KIND_CHAT
-                          ? s_parse_chat(r.body.s ? r.body.s : "", answer,
-                                         pt, ct, estimated, why, sizeof why)
-                          : s_parse_embed(r.body.s ? r.body.s : "", n_inputs,
-                                          answer, pt, estimated, why,
-                                          sizeof why);
+            int prc =
+                kind == LLM_KIND_CHAT
+                    ? s_parse_chat(r.body.s ? r.body.s : "", answer, pt, ct,
+                                   estimated, why, sizeof why)
+                    : s_parse_embed(r.body.s ? r.body.s : "", n_inputs, answer,
+                                    pt, estimated, why, sizeof why);
             v = prc == 0 ? S_DONE : S_RETRY;
         } else {
             char ex[200];
@@ -822,8 +813,8 @@ static int s_exchange_http(llm_t *l, llm_kind_t kind, const char *body,
         if (v == S_FATAL || a == l->cfg.retries)
             break;
 
-        double wait = fmin(l->cfg.backoff_max_s,
-                           l->cfg.backoff_s * pow(2.0, a));
+        double wait =
+            fmin(l->cfg.backoff_max_s, l->cfg.backoff_s * pow(2.0, a));
         wait *= 0.5 + 0.5 * s_jitter(l);
         if (retry_after >= 0)
             wait = fmax(wait, fmin(retry_after, l->cfg.retry_after_max_s));
@@ -856,9 +847,9 @@ static void s_fail_count(llm_t *l)
  * sink.  request is the JSON identity of the call (messages or inputs);
  * body is what goes over the wire.  On success *answer is the answer.
  */
-static int s_call(llm_t *l, llm_kind_t kind, const char *agent,
-                  int iteration, const char *request, const char *body,
-                  int n_inputs, char **answer, char *err, size_t errlen)
+static int s_call(llm_t *l, llm_kind_t kind, const char *agent, int iteration,
+                  const char *request, const char *body, int n_inputs,
+                  char **answer, char *err, size_t errlen)
 {
     llm_exchange_t x;
     double t0 = s_now();
@@ -876,8 +867,8 @@ static int s_call(llm_t *l, llm_kind_t kind, const char *agent,
         pthread_mutex_unlock(&l->lock);
         return LLM_ERR_BUDGET;
     }
-    if (s_key_locked(l, kind, agent, iteration, request, x.key,
-                     sizeof x.key) != 0) {
+    if (s_key_locked(l, kind, agent, iteration, request, x.key, sizeof x.key) !=
+        0) {
         pthread_mutex_unlock(&l->lock);
         snprintf(err, errlen, "llm: out of memory");
         return LLM_ERR_USAGE;
@@ -931,15 +922,16 @@ static int s_call(llm_t *l, llm_kind_t kind, const char *agent,
     x.iteration = iteration;
     snprintf(x.model, sizeof x.model, "%s",
              kind == LLM_KIND_CHAT ? l->model
-                                   : l->embed_model ? l->embed_model : "");
+             : l->embed_model      ? l->embed_model
+                                   : "");
     x.request = strdup(request);
     x.prompt_tokens = pt;
     x.completion_tokens = ct;
     x.estimated = est;
-    x.cost = kind == LLM_KIND_CHAT
-                 ? (pt * l->cfg.price_prompt + ct * l->cfg.price_completion) /
-                       1e6
-                 : pt * l->cfg.price_embed / 1e6;
+    x.cost =
+        kind == LLM_KIND_CHAT
+            ? (pt * l->cfg.price_prompt + ct * l->cfg.price_completion) / 1e6
+            : pt * l->cfg.price_embed / 1e6;
     x.time = s_now();
     x.latency_s = x.time - t0;
     if (!x.request) {
@@ -975,8 +967,8 @@ static int s_call(llm_t *l, llm_kind_t kind, const char *agent,
 }
 
 int llm_chat(llm_t *l, const char *agent, int iteration,
-             const llm_message_t *msgs, int n_msgs, char **answer,
-             char *err, size_t errlen)
+             const llm_message_t *msgs, int n_msgs, char **answer, char *err,
+             size_t errlen)
 {
     json_t *arr = json_array(), *body = NULL;
     char *request = NULL, *wire = NULL;
@@ -988,14 +980,12 @@ int llm_chat(llm_t *l, const char *agent, int iteration,
         goto out;
     }
     for (int i = 0; i < n_msgs; i++)
-        json_array_append_new(arr, json_pack("{s:s, s:s}", "role",
-                                             msgs[i].role, "content",
-                                             msgs[i].content));
+        json_array_append_new(arr, json_pack("{s:s, s:s}", "role", msgs[i].role,
+                                             "content", msgs[i].content));
     request = json_dumps(arr, JSON_COMPACT);
-    body = json_pack("{s:s, s:O, s:f, s:i}", "model",
-                     l->model ? l->model : "", "messages", arr,
-                     "temperature", l->cfg.temperature, "max_tokens",
-                     l->cfg.max_tokens);
+    body = json_pack("{s:s, s:O, s:f, s:i}", "model", l->model ? l->model : "",
+                     "messages", arr, "temperature", l->cfg.temperature,
+                     "max_tokens", l->cfg.max_tokens);
     wire = body ? json_dumps(body, JSON_COMPACT) : NULL;
     if (!request || !wire) {
         snprintf(err, errlen, "llm: out of memory");
@@ -1076,8 +1066,8 @@ int llm_embed(llm_t *l, const char *agent, int iteration,
         snprintf(err, errlen, "llm: out of memory");
         goto out;
     }
-    rc = s_call(l, LLM_KIND_EMBED, agent, iteration, request, wire, n,
-                &answer, err, errlen);
+    rc = s_call(l, LLM_KIND_EMBED, agent, iteration, request, wire, n, &answer,
+                err, errlen);
     if (rc == LLM_OK)
         rc = s_vectors(answer, n, vecs, dim, err, errlen);
 out:

@@ -44,73 +44,70 @@
 #include <stdio.h>
 
 typedef struct llm_config {
-    const char *base_url;      /* "https://api.openai.com/v1"; NULL or ""
-                                  only in replay mode */
-    const char *model;         /* chat model name */
-    const char *embed_model;   /* NULL or "": no embeddings */
-    const char *api_key_env;   /* name of the variable holding the key;
-                                  NULL or "": send no key */
-    double temperature;        /* 0.7 */
-    int max_tokens;            /* per answer, 2048 */
-    double timeout_s;          /* per attempt, whole request, 120 */
-    double connect_timeout_s;  /* 10 */
-    int retries;               /* further attempts after the first, 5 */
-    double backoff_s;          /* first wait, 1; doubles each retry */
-    double backoff_max_s;      /* 60 */
-    double retry_after_max_s;  /* longest Retry-After honoured, 300 */
-    int concurrency;           /* requests in flight at most, 4 */
-    double price_prompt;       /* USD per million prompt tokens */
-    double price_completion;   /* USD per million completion tokens */
-    double price_embed;        /* USD per million embedding tokens */
-    int64_t max_total_tokens;  /* cap over the search, 0: none */
-    double max_cost;           /* USD cap over the search, 0: none */
-    bool replay_only;          /* answer only from memoised exchanges */
-    uint64_t seed;             /* for the jitter */
+    const char *base_url;     /* "https://api.openai.com/v1"; NULL or ""
+                                 only in replay mode */
+    const char *model;        /* chat model name */
+    const char *embed_model;  /* NULL or "": no embeddings */
+    const char *api_key_env;  /* name of the variable holding the key;
+                                 NULL or "": send no key */
+    double temperature;       /* 0.7 */
+    int max_tokens;           /* per answer, 2048 */
+    double timeout_s;         /* per attempt, whole request, 120 */
+    double connect_timeout_s; /* 10 */
+    int retries;              /* further attempts after the first, 5 */
+    double backoff_s;         /* first wait, 1; doubles each retry */
+    double backoff_max_s;     /* 60 */
+    double retry_after_max_s; /* longest Retry-After honoured, 300 */
+    int concurrency;          /* requests in flight at most, 4 */
+    double price_prompt;      /* USD per million prompt tokens */
+    double price_completion;  /* USD per million completion tokens */
+    double price_embed;       /* USD per million embedding tokens */
+    int64_t max_total_tokens; /* cap over the search, 0: none */
+    double max_cost;          /* USD cap over the search, 0: none */
+    bool replay_only;         /* answer only from memoised exchanges */
+    uint64_t seed;            /* for the jitter */
 } llm_config_t;
 
 /* Fill c with the defaults above (no endpoint, no prices, no caps). */
 void llm_config_default(llm_config_t *c);
 
-typedef enum llm_kind {
-    LLM_KIND_CHAT,
-    LLM_KIND_EMBED
-} llm_kind_t;
+typedef enum llm_kind { LLM_KIND_CHAT, LLM_KIND_EMBED } llm_kind_t;
 
 /* Return codes of llm_chat and llm_embed. */
 enum {
     LLM_OK = 0,
-    LLM_ERR_USAGE = -1,      /* bad arguments or out of memory */
-    LLM_ERR_BUDGET = -2,     /* a token or cost cap is reached */
-    LLM_ERR_FAILED = -3,     /* no answer after every retry, or a 4xx */
-    LLM_ERR_REPLAY = -4,     /* replay only, and no recorded answer */
-    LLM_ERR_CANCELLED = -5,  /* llm_cancel was called */
-    LLM_ERR_NO_EMBED = -6,   /* the endpoint offers no embeddings */
-    LLM_ERR_SINK = -7        /* the sink refused to keep the exchange */
+    LLM_ERR_USAGE = -1,     /* bad arguments or out of memory */
+    LLM_ERR_BUDGET = -2,    /* a token or cost cap is reached */
+    LLM_ERR_FAILED = -3,    /* no answer after every retry, or a 4xx */
+    LLM_ERR_REPLAY = -4,    /* replay only, and no recorded answer */
+    LLM_ERR_CANCELLED = -5, /* llm_cancel was called */
+    LLM_ERR_NO_EMBED = -6,  /* the endpoint offers no embeddings */
+    LLM_ERR_SINK = -7       /* the sink refused to keep the exchange */
 };
 
 typedef struct llm_message {
-    const char *role;          /* "system", "user", "assistant" */
+    const char *role; /* "system", "user", "assistant" */
     const char *content;
 } llm_message_t;
 
 /* One answered call. */
 typedef struct llm_exchange {
-    int64_t seq;               /* order of answering in this client */
+    int64_t seq; /* order of answering in this client */
     llm_kind_t kind;
-    char agent[24];            /* "proposer", "modifier", ... */
+    char agent[24]; /* "proposer", "modifier", ... */
     int iteration;
-    char key[48];              /* request identity, see above */
+    char key[48]; /* request identity, see above */
     char model[96];
-    char *request;             /* JSON: messages (chat) or inputs */
-    char *answer;              /* text (chat) or JSON array of vectors */
+    char *request; /* JSON: messages (chat) or inputs */
+    char *answer;  /* text (chat) or JSON array of vectors */
     int64_t prompt_tokens;
     int64_t completion_tokens;
-    bool estimated;            /* token counts estimated, not reported */
-    double cost;               /* USD */
-    double latency_s;          /* from the first attempt to the answer */
+    bool estimated;   /* token counts estimated, not reported */
+    double cost;      /* USD */
+    double latency_s; /* from the first attempt to the answer */
     int attempts;
-    double time;               /* Unix time of the answer */
-    bool memo;                 /* answered from a memoised exchange */
+    double time; /* Unix time of the answer */
+    bool memo;   /* answered from a memoised exchange */
 } llm_exchange_t;
 
 /* Totals over the calls answered (memoised ones included). */
@@ -119,9 +116,9 @@ typedef struct llm_usage {
     int64_t prompt_tokens;
     int64_t completion_tokens;
     double cost;
-    int64_t memo_hits;         /* answered without the network */
-    int64_t failures;          /* calls that returned an error */
-    int64_t retries;           /* extra attempts made */
+    int64_t memo_hits; /* answered without the network */
+    int64_t failures;  /* calls that returned an error */
+    int64_t retries;   /* extra attempts made */
 } llm_usage_t;
 
 typedef struct llm llm_t;
@@ -150,8 +147,8 @@ void llm_set_sink(llm_t *l, llm_sink_fn fn, void *ctx);
  * and writes one line naming the endpoint and the cause in err.
  */
 int llm_chat(llm_t *l, const char *agent, int iteration,
-             const llm_message_t *msgs, int n_msgs, char **answer,
-             char *err, size_t errlen);
+             const llm_message_t *msgs, int n_msgs, char **answer, char *err,
+             size_t errlen);
 
 /*
  * Embed n texts.  On success sets *vecs to a malloc'd n x *dim array of
@@ -186,8 +183,7 @@ int llm_memo_add(llm_t *l, const llm_exchange_t *x);
  * Load every exchange of a JSON-lines log into the memo.  Returns the
  * number loaded, or -1 with a message naming the file and line in err.
  */
-int llm_memo_load_jsonl(llm_t *l, const char *path, char *err,
-                        size_t errlen);
+int llm_memo_load_jsonl(llm_t *l, const char *path, char *err, size_t errlen);
 
 /* Number of memoised exchanges not used yet. */
 int llm_memo_unused(llm_t *l);

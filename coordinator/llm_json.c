@@ -27,18 +27,17 @@ char *llm_exchange_to_json(const llm_exchange_t *x)
 
     if (!req)
         req = json_string(x->request ? x->request : "");
-    o = json_pack("{s:I, s:s, s:s, s:i, s:s, s:s, s:o, s:s, s:I, s:I, "
-                  "s:b, s:f, s:I, s:i, s:f}",
-                  "seq", (json_int_t)x->seq, "kind",
-                  x->kind == LLM_KIND_CHAT ? "chat" : "embed", "agent",
-                  x->agent, "iteration", x->iteration, "key", x->key,
-                  "model", x->model, "request", req, "answer",
-                  x->answer ? x->answer : "", "prompt_tokens",
-                  (json_int_t)x->prompt_tokens, "completion_tokens",
-                  (json_int_t)x->completion_tokens, "estimated",
-                  x->estimated, "cost", x->cost, "latency_ms",
-                  (json_int_t)(x->latency_s * 1000 + 0.5), "attempts",
-                  x->attempts, "time", x->time);
+    o = json_pack(
+        "{s:I, s:s, s:s, s:i, s:s, s:s, s:o, s:s, s:I, s:I, "
+        "s:b, s:f, s:I, s:i, s:f}",
+        "seq", (json_int_t)x->seq, "kind",
+        x->kind == LLM_KIND_CHAT ? "chat" : "embed", "agent", x->agent,
+        "iteration", x->iteration, "key", x->key, "model", x->model, "request",
+        req, "answer", x->answer ? x->answer : "", "prompt_tokens",
+        (json_int_t)x->prompt_tokens, "completion_tokens",
+        (json_int_t)x->completion_tokens, "estimated", x->estimated, "cost",
+        x->cost, "latency_ms", (json_int_t)(x->latency_s * 1000 + 0.5),
+        "attempts", x->attempts, "time", x->time);
     if (!o)
         return NULL;
     s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
@@ -108,14 +107,12 @@ int llm_exchange_from_json(const char *line, llm_exchange_t *x, char *err,
         goto fail;
     }
     x->seq = json_integer_value(json_object_get(o, "seq"));
-    x->prompt_tokens = json_integer_value(json_object_get(o,
-                                                          "prompt_tokens"));
+    x->prompt_tokens = json_integer_value(json_object_get(o, "prompt_tokens"));
     x->completion_tokens =
         json_integer_value(json_object_get(o, "completion_tokens"));
     x->estimated = json_is_true(json_object_get(o, "estimated"));
     x->cost = json_number_value(json_object_get(o, "cost"));
-    x->latency_s = json_number_value(json_object_get(o, "latency_ms")) /
-                   1000.0;
+    x->latency_s = json_number_value(json_object_get(o, "latency_ms")) / 1000.0;
     x->attempts = (int)json_integer_value(json_object_get(o, "attempts"));
     x->time = json_number_value(json_object_get(o, "time"));
     json_decref(o);

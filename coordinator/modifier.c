@@ -67,10 +67,9 @@ char *modifier_lessons(const modifier_config_t *cfg, agent_env_t *env,
 {
     if (!refl || cfg->lessons <= 0)
         return strdup("");
-    char *dev = reflector_lessons(refl, env, EXP_DEVELOPMENT, insp,
-                                  cfg->lessons);
-    char *res = reflector_lessons(refl, env, EXP_RESEARCH, insp,
-                                  cfg->lessons);
+    char *dev =
+        reflector_lessons(refl, env, EXP_DEVELOPMENT, insp, cfg->lessons);
+    char *res = reflector_lessons(refl, env, EXP_RESEARCH, insp, cfg->lessons);
     char *a = s_section(env, "experience_dev", dev);
     char *b = s_section(env, "experience_res", res);
     text_buf_t t;
@@ -108,23 +107,23 @@ static bool s_is_frame_error(const graph_error_t *e)
 /* Outcome of one candidate. */
 typedef enum s_check {
     S_VALID,
-    S_CELL_BAD,     /* the cell (or the text) is wrong */
-    S_FRAME_BAD     /* the cell is fine; stem or downsample do not fit */
+    S_CELL_BAD, /* the cell (or the text) is wrong */
+    S_FRAME_BAD /* the cell is fine; stem or downsample do not fit */
 } s_check_t;
 
 /* Parse and check cell + stem + downsample texts as one design. */
 static s_check_t s_check(const modifier_config_t *cfg, agent_env_t *env,
-                         const char *cell, const char *stem,
-                         const char *down, graph_design_t **out,
-                         net_choice_t *choice, char **lines)
+                         const char *cell, const char *stem, const char *down,
+                         graph_design_t **out, net_choice_t *choice,
+                         char **lines)
 {
     return (s_check_t)modifier_check(env->net, cfg->max_errors, cell, stem,
                                      down, out, choice, lines);
 }
 
-int modifier_check(const net_config_t *net, int max_errors,
-                   const char *cell, const char *stem, const char *down,
-                   graph_design_t **out, net_choice_t *choice, char **lines)
+int modifier_check(const net_config_t *net, int max_errors, const char *cell,
+                   const char *stem, const char *down, graph_design_t **out,
+                   net_choice_t *choice, char **lines)
 {
     text_buf_t b;
     graph_errors_t errs;
@@ -250,10 +249,10 @@ typedef struct s_try {
     const modifier_config_t *cfg;
     agent_env_t *env;
     char *parent_stem, *parent_down;
-    char *cell;                 /* the last cell text tried */
-    graph_design_t *design;     /* accepted */
+    char *cell;             /* the last cell text tried */
+    graph_design_t *design; /* accepted */
     net_choice_t choice;
-    bool frame_bad;             /* the cell was fine, the frame was not */
+    bool frame_bad; /* the cell was fine, the frame was not */
     char *frame_lines;
 } s_try_t;
 
@@ -273,8 +272,8 @@ static int s_take_cell(void *ctx, const char *answer, char **lines)
     free(t->cell);
     t->cell = cell;
     char *why = NULL;
-    s_check_t r = s_check(t->cfg, t->env, cell, t->parent_stem,
-                          t->parent_down, &t->design, &t->choice, &why);
+    s_check_t r = s_check(t->cfg, t->env, cell, t->parent_stem, t->parent_down,
+                          &t->design, &t->choice, &why);
     if (r == S_VALID || r == S_FRAME_BAD) {
         t->frame_bad = r == S_FRAME_BAD;
         t->frame_lines = why;
@@ -299,8 +298,8 @@ static int s_take_frame(void *ctx, const char *answer, char **lines)
     }
     char *why = NULL;
     graph_design_t *d = NULL;
-    s_check_t r = s_check(t->cfg, t->env, t->cell, stem, down, &d,
-                          &t->choice, &why);
+    s_check_t r =
+        s_check(t->cfg, t->env, t->cell, stem, down, &d, &t->choice, &why);
     free(stem);
     free(down);
     if (r == S_VALID) {
@@ -314,9 +313,9 @@ static int s_take_frame(void *ctx, const char *answer, char **lines)
 }
 
 /* Ask for a stem and downsample matching the accepted cell. */
-static int s_frame(const modifier_config_t *cfg, agent_env_t *env,
-                   s_try_t *t, const char *format, const char *why,
-                   modify_result_t *out, char *err, size_t errlen)
+static int s_frame(const modifier_config_t *cfg, agent_env_t *env, s_try_t *t,
+                   const char *format, const char *why, modify_result_t *out,
+                   char *err, size_t errlen)
 {
     s_chat_t c = {0};
     char name[128] = "cell";
@@ -331,16 +330,16 @@ static int s_frame(const modifier_config_t *cfg, agent_env_t *env,
                            {"name", name},
                            {"block", t->cell},
                            {"current", current}};
-    char *prompt = current ? prompts_render(env->prompts, "stem", vars, 5,
-                                            err, errlen)
-                           : NULL;
+    char *prompt =
+        current ? prompts_render(env->prompts, "stem", vars, 5, err, errlen)
+                : NULL;
     free(current);
     if (!prompt)
         return -1;
     s_chat_add(&c, "user", prompt);
     char *lines = NULL;
-    int rc = s_converse(cfg, env, &c, s_take_frame, t, out, &lines, err,
-                        errlen);
+    int rc =
+        s_converse(cfg, env, &c, s_take_frame, t, out, &lines, err, errlen);
     s_chat_free(&c);
     if (rc == 0)
         out->stem_new = true;
@@ -398,8 +397,7 @@ int modifier_apply(const modifier_config_t *cfg, agent_env_t *env,
     if (rc < 0 || s_fatal(rc))
         goto out;
     if (rc == 0 && (t.frame_bad || cfg->stem_always)) {
-        int fr = s_frame(cfg, env, &t, format, t.frame_lines, out, err,
-                         errlen);
+        int fr = s_frame(cfg, env, &t, format, t.frame_lines, out, err, errlen);
         if (fr < 0 || s_fatal(fr)) {
             rc = fr;
             goto out;
@@ -433,8 +431,7 @@ int modifier_apply(const modifier_config_t *cfg, agent_env_t *env,
         goto out;
     }
     char ph[33];
-    bool dup = graph_design_hash(parent, ph) == 0 &&
-               strcmp(ph, out->hash) == 0;
+    bool dup = graph_design_hash(parent, ph) == 0 && strcmp(ph, out->hash) == 0;
     if (!dup && known)
         dup = known(ctx, out->hash);
     out->status = dup ? MODIFY_DUPLICATE : MODIFY_OK;

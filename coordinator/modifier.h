@@ -28,32 +28,32 @@
 #include "reflector.h"
 
 typedef struct modifier_config {
-    int retries;          /* answers asked for after the first, 3 */
-    int lessons;          /* experiences shown in the prompt, 3; 0 none */
-    bool stem_always;     /* ask for a stem and downsample every time */
-    int max_errors;       /* validator lines sent back at once, 3 */
+    int retries;      /* answers asked for after the first, 3 */
+    int lessons;      /* experiences shown in the prompt, 3; 0 none */
+    bool stem_always; /* ask for a stem and downsample every time */
+    int max_errors;   /* validator lines sent back at once, 3 */
 } modifier_config_t;
 
 void modifier_config_default(modifier_config_t *c);
 
 typedef enum modify_status {
-    MODIFY_OK,            /* a new valid design */
-    MODIFY_INVALID,       /* no valid block within the retries */
-    MODIFY_DUPLICATE,     /* valid, but the design is already known */
-    MODIFY_NO_ANSWER      /* the model could not be reached */
+    MODIFY_OK,        /* a new valid design */
+    MODIFY_INVALID,   /* no valid block within the retries */
+    MODIFY_DUPLICATE, /* valid, but the design is already known */
+    MODIFY_NO_ANSWER  /* the model could not be reached */
 } modify_status_t;
 
 const char *modify_status_name(modify_status_t s);
 
 typedef struct modify_result {
     modify_status_t status;
-    graph_design_t *design;   /* MODIFY_OK and DUPLICATE */
-    char hash[33];            /* MODIFY_OK and DUPLICATE */
-    net_choice_t choice;      /* width, parameters and MACs found */
-    int answers;              /* model answers read */
-    bool stem_new;            /* the model wrote stem and downsample */
-    char *last_block;         /* MODIFY_INVALID: the last text tried */
-    char *last_error;         /* MODIFY_INVALID, NO_ANSWER: why */
+    graph_design_t *design; /* MODIFY_OK and DUPLICATE */
+    char hash[33];          /* MODIFY_OK and DUPLICATE */
+    net_choice_t choice;    /* width, parameters and MACs found */
+    int answers;            /* model answers read */
+    bool stem_new;          /* the model wrote stem and downsample */
+    char *last_block;       /* MODIFY_INVALID: the last text tried */
+    char *last_error;       /* MODIFY_INVALID, NO_ANSWER: why */
 } modify_result_t;
 
 void modify_result_free(modify_result_t *r);
@@ -105,10 +105,9 @@ char *modifier_rename(const char *block, const char *name);
  * stem or downsample blocks fail.  On 1 and 2, *lines gets up to
  * max_errors validator lines (malloc'd).
  */
-int modifier_check(const net_config_t *net, int max_errors,
-                   const char *cell, const char *stem, const char *down,
-                   graph_design_t **out, net_choice_t *choice,
-                   char **lines);
+int modifier_check(const net_config_t *net, int max_errors, const char *cell,
+                   const char *stem, const char *down, graph_design_t **out,
+                   net_choice_t *choice, char **lines);
 
 /* The design's text with its cell named name (stem and downsample
  * follow: name_stem, name_downsample); malloc'd. */

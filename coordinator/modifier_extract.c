@@ -22,7 +22,7 @@ typedef enum s_kind {
     S_HEADER,
     S_NODE,
     S_EDGE,
-    S_SKIP,   /* comment or blank: kept out, does not end a block */
+    S_SKIP, /* comment or blank: kept out, does not end a block */
     S_OTHER
 } s_kind_t;
 

@@ -18,7 +18,7 @@
 
 typedef struct s_entry {
     char *name;
-    char *text;       /* owned when loaded from a folder */
+    char *text; /* owned when loaded from a folder */
     bool owned;
 } s_entry_t;
 
@@ -36,8 +36,7 @@ static s_entry_t *s_find(const prompts_t *p, const char *name)
 }
 
 /* Load DIR/NAME.txt over the built-in NAME (or as a new template). */
-static int s_load_dir(prompts_t *p, const char *dir, char *err,
-                      size_t errlen)
+static int s_load_dir(prompts_t *p, const char *dir, char *err, size_t errlen)
 {
     DIR *d = opendir(dir);
     struct dirent *e;
@@ -215,14 +214,12 @@ char *prompt_operations(void)
         text_buf_printf(&b, ": %s", op->summary);
         if (op->max_inputs != 1) {
             if (op->max_inputs < 0)
-                text_buf_printf(&b, " Takes %d or more inputs",
-                                op->min_inputs);
+                text_buf_printf(&b, " Takes %d or more inputs", op->min_inputs);
             else if (op->max_inputs == op->min_inputs)
-                text_buf_printf(&b, " Takes exactly %d inputs",
-                                op->min_inputs);
+                text_buf_printf(&b, " Takes exactly %d inputs", op->min_inputs);
             else
-                text_buf_printf(&b, " Takes %d to %d inputs",
-                                op->min_inputs, op->max_inputs);
+                text_buf_printf(&b, " Takes %d to %d inputs", op->min_inputs,
+                                op->max_inputs);
             text_buf_puts(&b, op->ordered ? ", inputs in order." : ".");
         }
         text_buf_puts(&b, "\n");
@@ -254,8 +251,8 @@ char *prompts_format(const prompts_t *p, bool two_input)
     }
     char *inputs = text_buf_take(&in);
     prompt_var_t vars[] = {{"operations", ops}, {"inputs", inputs}};
-    char *s = inputs ? prompts_render(p, "format", vars, 2, err, sizeof err)
-                     : NULL;
+    char *s =
+        inputs ? prompts_render(p, "format", vars, 2, err, sizeof err) : NULL;
     free(inputs);
     free(ops);
     return s;

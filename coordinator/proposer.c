@@ -189,13 +189,12 @@ static int s_invent(const proposer_config_t *cfg, agent_env_t *env,
                            {"dataset", env->dataset ? env->dataset : ""},
                            {"experience", lessons},
                            {"block", parent->design}};
-    char *prompt = prompts_render(env->prompts, "invent", vars, 4, err,
-                                  errlen);
+    char *prompt = prompts_render(env->prompts, "invent", vars, 4, err, errlen);
     if (!prompt)
         return -1;
     llm_message_t m = {"user", prompt};
-    int rc = llm_chat(env->llm, "proposer", env->iteration, &m, 1, &answer,
-                      err, errlen);
+    int rc = llm_chat(env->llm, "proposer", env->iteration, &m, 1, &answer, err,
+                      errlen);
     free(prompt);
     if (rc != LLM_OK)
         return rc;
@@ -213,8 +212,7 @@ static int s_invent(const proposer_config_t *cfg, agent_env_t *env,
     return 0;
 }
 
-static char *s_candidates_text(const insp_list_t *l, const int64_t *ids,
-                               int n)
+static char *s_candidates_text(const insp_list_t *l, const int64_t *ids, int n)
 {
     text_buf_t b;
 
@@ -232,23 +230,23 @@ static char *s_lessons(const proposer_config_t *cfg, agent_env_t *env,
 
     text_buf_init(&b);
     if (refl && cfg->lessons > 0) {
-        char *res = reflector_lessons(refl, env, EXP_RESEARCH, query,
-                                      cfg->lessons);
-        char *ok = reflector_lessons(refl, env, EXP_SUCCESS, query,
-                                     cfg->lessons);
+        char *res =
+            reflector_lessons(refl, env, EXP_RESEARCH, query, cfg->lessons);
+        char *ok =
+            reflector_lessons(refl, env, EXP_SUCCESS, query, cfg->lessons);
         char err[128];
         if (res && *res) {
             prompt_var_t v[] = {{"lessons", res}};
-            char *s = prompts_render(env->prompts, "experience_res", v, 1,
-                                     err, sizeof err);
+            char *s = prompts_render(env->prompts, "experience_res", v, 1, err,
+                                     sizeof err);
             if (s)
                 text_buf_puts(&b, s);
             free(s);
         }
         if (ok && *ok) {
             prompt_var_t v[] = {{"lessons", ok}};
-            char *s = prompts_render(env->prompts, "experience_ok", v, 1,
-                                     err, sizeof err);
+            char *s = prompts_render(env->prompts, "experience_ok", v, 1, err,
+                                     sizeof err);
             if (s)
                 text_buf_puts(&b, s);
             free(s);
@@ -261,10 +259,10 @@ static char *s_lessons(const proposer_config_t *cfg, agent_env_t *env,
 }
 
 /* Rank the candidates of one parent and append them to p. */
-static int s_rank(const proposer_config_t *cfg, agent_env_t *env,
-                  tree_t *tree, int parent, insp_list_t *l,
-                  reflector_t *refl, const int64_t *cand, int n,
-                  proposals_t *p, char *err, size_t errlen)
+static int s_rank(const proposer_config_t *cfg, agent_env_t *env, tree_t *tree,
+                  int parent, insp_list_t *l, reflector_t *refl,
+                  const int64_t *cand, int n, proposals_t *p, char *err,
+                  size_t errlen)
 {
     int order[n > 0 ? n : 1];
     const tree_node_t *pn = tree_get(tree, parent);
@@ -282,16 +280,16 @@ static int s_rank(const proposer_config_t *cfg, agent_env_t *env,
                                {"experience", lessons},
                                {"block", pn->design},
                                {"candidates", cands}};
-        char *prompt = lessons ? prompts_render(env->prompts, "rank", vars,
-                                                5, err, errlen)
-                               : NULL;
+        char *prompt =
+            lessons ? prompts_render(env->prompts, "rank", vars, 5, err, errlen)
+                    : NULL;
         free(cands);
         free(lessons);
         if (!prompt)
             return -1;
         llm_message_t m = {"user", prompt};
-        rc = llm_chat(env->llm, "proposer", env->iteration, &m, 1, &answer,
-                      err, errlen);
+        rc = llm_chat(env->llm, "proposer", env->iteration, &m, 1, &answer, err,
+                      errlen);
         free(prompt);
         if (rc == LLM_OK) {
             if (proposer_parse_ranking(answer, n, order) == 0)
@@ -388,18 +386,17 @@ static int s_propose_llm(const proposer_config_t *cfg, agent_env_t *env,
                            {"candidates", cands},
                            {"count", count},
                            {"experience", lessons}};
-    char *prompt = tree_text && lessons
-                       ? prompts_render(env->prompts, "choose", vars, 5, err,
-                                        errlen)
-                       : NULL;
+    char *prompt = tree_text && lessons ? prompts_render(env->prompts, "choose",
+                                                         vars, 5, err, errlen)
+                                        : NULL;
     free(tree_text);
     free(cands);
     free(lessons);
     if (!prompt)
         return -1;
     llm_message_t m = {"user", prompt};
-    int rc = llm_chat(env->llm, "proposer", env->iteration, &m, 1, &answer,
-                      err, errlen);
+    int rc = llm_chat(env->llm, "proposer", env->iteration, &m, 1, &answer, err,
+                      errlen);
     free(prompt);
     if (rc == LLM_OK)
         s_parse_picks(answer, tree, l, cand, n, p);
@@ -426,7 +423,7 @@ int proposer_propose(const proposer_config_t *cfg, agent_env_t *env,
         if (rc <= 0)
             return rc;
     }
-    int parent = fixed ? hint->parent
+    int parent = fixed                                 ? hint->parent
                  : cfg->parent == PROPOSER_PARENT_BEST ? tree_select_best(tree)
                                                        : tree_select_dfs(tree);
     if (parent < 0)
@@ -440,9 +437,10 @@ int proposer_propose(const proposer_config_t *cfg, agent_env_t *env,
         return -1;
     }
     if (cfg->invent > 0 && env->llm) {
-        char *lessons = s_lessons(cfg, env, refl, tree_get(tree, parent)->design);
-        rc = s_invent(cfg, env, tree_get(tree, parent), l, lessons ? lessons : "",
-                      cand, &n, err, errlen);
+        char *lessons =
+            s_lessons(cfg, env, refl, tree_get(tree, parent)->design);
+        rc = s_invent(cfg, env, tree_get(tree, parent), l,
+                      lessons ? lessons : "", cand, &n, err, errlen);
         free(lessons);
         if (rc != 0 && s_fatal(rc))
             goto out;

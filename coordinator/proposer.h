@@ -50,41 +50,41 @@ const char *proposer_sample_name(proposer_sample_t s);
 typedef struct proposer_config {
     proposer_parent_t parent;
     proposer_sample_t sample;
-    int candidates;      /* inspirations offered per ranking, 10 */
-    bool rank;           /* false: random proposer (no model ranking) */
-    int invent;          /* > 0: no Reader; the model invents this many
-                            inspirations for each parent */
-    int lessons;         /* experiences shown in prompts; 0: none */
-    int pairs;           /* LLM parent mode: pairs asked for, 6 */
+    int candidates; /* inspirations offered per ranking, 10 */
+    bool rank;      /* false: random proposer (no model ranking) */
+    int invent;     /* > 0: no Reader; the model invents this many
+                       inspirations for each parent */
+    int lessons;    /* experiences shown in prompts; 0: none */
+    int pairs;      /* LLM parent mode: pairs asked for, 6 */
 } proposer_config_t;
 
 void proposer_config_default(proposer_config_t *c);
 
 typedef struct proposal {
-    int parent;          /* tree node */
+    int parent; /* tree node */
     int64_t insp_id;
-    char *insp;          /* its text */
+    char *insp; /* its text */
 } proposal_t;
 
 typedef struct proposals {
     int n;
     proposal_t *v;
-    char note[256];      /* what was unusual ("ranking unreadable") */
+    char note[256]; /* what was unusual ("ranking unreadable") */
 } proposals_t;
 
 void proposals_free(proposals_t *p);
 
 /* Constraints from the search for a further round of one iteration. */
 typedef struct proposer_hint {
-    int parent;               /* >= 0: use this parent */
-    const int64_t *exclude;   /* inspirations already tried */
+    int parent;             /* >= 0: use this parent */
+    const int64_t *exclude; /* inspirations already tried */
     int n_exclude;
 } proposer_hint_t;
 
 /*
  * Propose, most promising first.  insps may grow (invented ideas).
- * refl may be NULL (no experience); hint may be NULL.  Returns 0 (p->n may be 0 when no
- * inspiration is left), or an LLM_ERR_* code that the search must stop
+ * refl may be NULL (no experience); hint may be NULL.  Returns 0 (p->n may be 0
+ * when no inspiration is left), or an LLM_ERR_* code that the search must stop
  * on (budget, cancel), with a message in err.  Other model failures are
  * not fatal: the sampled order is used and p->note says so.
  */

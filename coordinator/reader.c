@@ -115,15 +115,13 @@ static char *s_scalar(json_t *v)
 }
 
 /* Check every entry of a JSON import before adding any. */
-static int s_json_check(json_t *a, const char *path, char *err,
-                        size_t errlen)
+static int s_json_check(json_t *a, const char *path, char *err, size_t errlen)
 {
     size_t i;
     json_t *e;
 
     if (!json_is_array(a)) {
-        snprintf(err, errlen, "%s: expected a JSON list of inspirations",
-                 path);
+        snprintf(err, errlen, "%s: expected a JSON list of inspirations", path);
         return -1;
     }
     json_array_foreach(a, i, e)
@@ -213,8 +211,7 @@ static int s_import_lines(insp_list_t *l, char *text, const char *path,
     return added;
 }
 
-int insp_list_import(insp_list_t *l, const char *path, char *err,
-                     size_t errlen)
+int insp_list_import(insp_list_t *l, const char *path, char *err, size_t errlen)
 {
     size_t len;
     char *text = text_file_read(path, 0, &len, err, errlen);
@@ -241,8 +238,8 @@ int insp_list_import(insp_list_t *l, const char *path, char *err,
         json_error_t je;
         json_t *a = json_loads(text, 0, &je);
         if (!a) {
-            snprintf(err, errlen, "%s:%d: not valid JSON: %s", path,
-                     je.line, je.text);
+            snprintf(err, errlen, "%s:%d: not valid JSON: %s", path, je.line,
+                     je.text);
             rc = -1;
             goto out;
         }
@@ -269,16 +266,13 @@ char *insp_list_to_json(const insp_list_t *l)
 
     for (int i = 0; i < l->n && a; i++) {
         const inspiration_t *x = &l->v[i];
-        json_t *o = json_pack("{s:I, s:o, s:s, s:o}", "id",
-                              (json_int_t)x->id, "paper_id",
-                              x->paper_id ? json_string(x->paper_id)
-                                          : json_null(),
-                              "inspiration", x->text, "source",
-                              x->source ? json_string(x->source)
-                                        : json_null());
+        json_t *o = json_pack(
+            "{s:I, s:o, s:s, s:o}", "id", (json_int_t)x->id, "paper_id",
+            x->paper_id ? json_string(x->paper_id) : json_null(), "inspiration",
+            x->text, "source",
+            x->source ? json_string(x->source) : json_null());
         if (o && x->external_id)
-            json_object_set_new(o, "external_id",
-                                json_string(x->external_id));
+            json_object_set_new(o, "external_id", json_string(x->external_id));
         json_array_append_new(a, o);
     }
     s = a ? json_dumps(a, JSON_INDENT(2)) : NULL;
@@ -377,13 +371,12 @@ int reader_read(agent_env_t *env, const char *path, int chunk_chars,
         return -1;
     }
     if (!env->llm) {
-        snprintf(err, errlen, "%s: reading papers needs an LLM endpoint",
-                 path);
+        snprintf(err, errlen, "%s: reading papers needs an LLM endpoint", path);
         free(text);
         return -1;
     }
-    int n = s_chunks(text, chunk_chars > 1000 ? chunk_chars : 1000, &starts,
-                     &lens);
+    int n =
+        s_chunks(text, chunk_chars > 1000 ? chunk_chars : 1000, &starts, &lens);
     if (n < 0) {
         snprintf(err, errlen, "%s: out of memory", path);
         free(text);
@@ -395,13 +388,12 @@ int reader_read(agent_env_t *env, const char *path, int chunk_chars,
         char count[16], source[300];
         char *piece = strndup(starts[i], lens[i]);
         snprintf(count, sizeof count, "%d", per_chunk > 0 ? per_chunk : 5);
-        snprintf(source, sizeof source, "%s (part %d of %d)", base, i + 1,
-                 n);
+        snprintf(source, sizeof source, "%s (part %d of %d)", base, i + 1, n);
         prompt_var_t vars[] = {
             {"source", source}, {"count", count}, {"text", piece}};
-        char *prompt = piece ? prompts_render(env->prompts, "read", vars, 3,
-                                              err, errlen)
-                             : NULL;
+        char *prompt =
+            piece ? prompts_render(env->prompts, "read", vars, 3, err, errlen)
+                  : NULL;
         free(piece);
         if (!prompt) {
             rc = -1;
@@ -409,8 +401,8 @@ int reader_read(agent_env_t *env, const char *path, int chunk_chars,
         }
         llm_message_t m = {"user", prompt};
         char *answer = NULL;
-        rc = llm_chat(env->llm, "reader", env->iteration, &m, 1, &answer,
-                      err, errlen);
+        rc = llm_chat(env->llm, "reader", env->iteration, &m, 1, &answer, err,
+                      errlen);
         free(prompt);
         if (rc != LLM_OK)
             break;

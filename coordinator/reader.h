@@ -25,10 +25,10 @@
 typedef struct inspiration {
     int64_t id;
     char *text;
-    char *source;        /* file name or paper title; may be NULL */
-    char *paper_id;      /* as imported; may be NULL */
-    char *external_id;   /* the id in an imported list; may be NULL */
-    float *emb;          /* unit embedding, once asked for; NULL */
+    char *source;      /* file name or paper title; may be NULL */
+    char *paper_id;    /* as imported; may be NULL */
+    char *external_id; /* the id in an imported list; may be NULL */
+    float *emb;        /* unit embedding, once asked for; NULL */
     int dim;
 } inspiration_t;
 
@@ -67,10 +67,10 @@ char *insp_list_to_json(const insp_list_t *l);
 
 /* What reader_read did with one file. */
 typedef struct reader_report {
-    int chunks;          /* pieces of text sent */
-    int added;           /* new inspirations */
-    int duplicates;      /* already in the list */
-    int too_long;        /* over 50 words, dropped */
+    int chunks;     /* pieces of text sent */
+    int added;      /* new inspirations */
+    int duplicates; /* already in the list */
+    int too_long;   /* over 50 words, dropped */
 } reader_report_t;
 
 /*

@@ -200,11 +200,9 @@ static void s_hash(char dst[33], const char *src)
 }
 
 const experience_t *reflector_development(reflector_t *r, agent_env_t *env,
-                                          const char *block,
-                                          const char *error,
+                                          const char *block, const char *error,
                                           int64_t insp_id, const char *insp,
-                                          int *llm_rc, char *err,
-                                          size_t errlen)
+                                          int *llm_rc, char *err, size_t errlen)
 {
     experience_t x;
     char *answer = NULL;
@@ -220,8 +218,8 @@ const experience_t *reflector_development(reflector_t *r, agent_env_t *env,
     char *format = prompts_format(env->prompts, agent_two_input(env));
     prompt_var_t vars[] = {
         {"format", format}, {"error", error}, {"block", block}};
-    char *prompt = format ? prompts_render(env->prompts, "reflect_dev",
-                                           vars, 3, err, errlen)
+    char *prompt = format ? prompts_render(env->prompts, "reflect_dev", vars, 3,
+                                           err, errlen)
                           : NULL;
     free(format);
     if (prompt && env->llm) {
@@ -242,14 +240,12 @@ static void s_pct(char *buf, size_t len, double acc)
 }
 
 const experience_t *reflector_research(reflector_t *r, agent_env_t *env,
-                                       const char *parent,
-                                       const char *child,
+                                       const char *parent, const char *child,
                                        const char *parent_hash,
                                        const char *child_hash,
                                        double parent_acc, double child_acc,
                                        int64_t insp_id, const char *insp,
-                                       int *llm_rc, char *err,
-                                       size_t errlen)
+                                       int *llm_rc, char *err, size_t errlen)
 {
     experience_t x;
     char *answer = NULL, pa[32], ca[32];
@@ -307,9 +303,9 @@ const experience_t *reflector_success(reflector_t *r, agent_env_t *env,
 /* ---------------------------------------------------------- similarity */
 
 static const char *s_stop[] = {
-    "a",    "an",   "and",  "the",  "of",   "to",   "in",   "on",
-    "for",  "with", "by",   "is",   "are",  "be",   "it",   "its",
-    "that", "this", "as",   "or",   "at",   "from", "can",  "may",
+    "a",    "an",    "and",  "the",  "of",   "to",    "in",   "on",
+    "for",  "with",  "by",   "is",   "are",  "be",    "it",   "its",
+    "that", "this",  "as",   "or",   "at",   "from",  "can",  "may",
     "use",  "using", "into", "than", "more", "which", "each", NULL};
 
 static bool s_stopword(const char *w, size_t n)
@@ -375,9 +371,8 @@ double reflector_lexical_similarity(const char *a, const char *b)
     /* Walk both sorted lists, counting runs of equal words. */
     int i = 0, j = 0;
     while (i < na || j < nb) {
-        const char *w = i < na && (j >= nb || strcmp(wa[i], wb[j]) <= 0)
-                            ? wa[i]
-                            : wb[j];
+        const char *w =
+            i < na && (j >= nb || strcmp(wa[i], wb[j]) <= 0) ? wa[i] : wb[j];
         int ca = 0, cb = 0;
         while (i < na && strcmp(wa[i], w) == 0)
             i++, ca++;
@@ -414,8 +409,8 @@ static int s_embed(agent_env_t *env, const char **texts, float ***slots,
         int k = n - at < EMBED_BATCH ? n - at : EMBED_BATCH;
         float *v = NULL;
         int dim = 0;
-        if (llm_embed(env->llm, "reflector", env->iteration, texts + at, k,
-                      &v, &dim, err, sizeof err) != LLM_OK)
+        if (llm_embed(env->llm, "reflector", env->iteration, texts + at, k, &v,
+                      &dim, err, sizeof err) != LLM_OK)
             return -1;
         for (int i = 0; i < k; i++) {
             float *row = malloc((size_t)dim * sizeof *row);
@@ -534,8 +529,9 @@ char *reflector_lessons(reflector_t *r, agent_env_t *env, exp_kind_t kind,
             break;
         case EXP_RESEARCH:
             if (x->text)
-                text_buf_printf(&b, "- %s (learnt when \"%s\" cost %.2f "
-                                    "points)",
+                text_buf_printf(&b,
+                                "- %s (learnt when \"%s\" cost %.2f "
+                                "points)",
                                 x->text,
                                 x->inspiration ? x->inspiration : "an edit",
                                 -x->delta);
@@ -577,9 +573,9 @@ static bool s_embed_inspirations(agent_env_t *env, insp_list_t *l,
     return k == 0 || s_embed(env, texts, slots, dims, k) == 0;
 }
 
-int reflector_guided_sample(reflector_t *r, agent_env_t *env,
-                            insp_list_t *l, const int64_t *cand, int n_cand,
-                            int n, int64_t *out)
+int reflector_guided_sample(reflector_t *r, agent_env_t *env, insp_list_t *l,
+                            const int64_t *cand, int n_cand, int n,
+                            int64_t *out)
 {
     double score[n_cand > 0 ? n_cand : 1];
     int order[n_cand > 0 ? n_cand : 1];
@@ -593,8 +589,7 @@ int reflector_guided_sample(reflector_t *r, agent_env_t *env,
             const experience_t *e = &r->v[j];
             if (e->kind == EXP_DEVELOPMENT)
                 continue;
-            double s = emb && x->emb ? s_similarity(e, x->text, x->emb,
-                                                    x->dim)
+            double s = emb && x->emb ? s_similarity(e, x->text, x->emb, x->dim)
                                      : s_similarity(e, x->text, NULL, 0);
             if (e->kind == EXP_SUCCESS && s > good)
                 good = s;

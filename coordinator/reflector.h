@@ -38,17 +38,17 @@ typedef enum exp_kind {
 const char *exp_kind_name(exp_kind_t k);
 
 typedef struct experience {
-    int64_t id;                /* 1.. in order of creation */
+    int64_t id; /* 1.. in order of creation */
     exp_kind_t kind;
     int iteration;
-    char hash[33];             /* the child design; "" when none */
+    char hash[33]; /* the child design; "" when none */
     char parent_hash[33];
-    int64_t inspiration_id;    /* -1: none */
+    int64_t inspiration_id; /* -1: none */
     char *inspiration;
-    char *error;               /* development: the validator's line */
-    char *text;                /* the tip, suggestion or success note */
-    double delta;              /* child minus parent, points */
-    float *emb;                /* unit embedding of the lesson; NULL */
+    char *error;  /* development: the validator's line */
+    char *text;   /* the tip, suggestion or success note */
+    double delta; /* child minus parent, points */
+    float *emb;   /* unit embedding of the lesson; NULL */
     int dim;
 } experience_t;
 
@@ -78,29 +78,25 @@ char *experience_key_text(const experience_t *x);
  * *llm_rc says why.  Returns NULL only when out of memory.
  */
 const experience_t *reflector_development(reflector_t *r, agent_env_t *env,
-                                          const char *block,
-                                          const char *error,
-                                          int64_t insp_id,
-                                          const char *insp, int *llm_rc,
-                                          char *err, size_t errlen);
+                                          const char *block, const char *error,
+                                          int64_t insp_id, const char *insp,
+                                          int *llm_rc, char *err,
+                                          size_t errlen);
 
 /* Research experience for an edit that lost accuracy (reflect_res). */
 const experience_t *reflector_research(reflector_t *r, agent_env_t *env,
-                                       const char *parent,
-                                       const char *child,
+                                       const char *parent, const char *child,
                                        const char *parent_hash,
                                        const char *child_hash,
                                        double parent_acc, double child_acc,
                                        int64_t insp_id, const char *insp,
-                                       int *llm_rc, char *err,
-                                       size_t errlen);
+                                       int *llm_rc, char *err, size_t errlen);
 
 /* Success experience: no model call. */
 const experience_t *reflector_success(reflector_t *r, agent_env_t *env,
                                       const char *parent_hash,
-                                      const char *child_hash,
-                                      double delta, int64_t insp_id,
-                                      const char *insp);
+                                      const char *child_hash, double delta,
+                                      int64_t insp_id, const char *insp);
 
 /*
  * The k experiences of kind most similar to query, as prompt lines
@@ -118,9 +114,9 @@ char *reflector_lessons(reflector_t *r, agent_env_t *env, exp_kind_t kind,
  * a little noise from env's stream; the n best are written to out in
  * score order.  Returns how many were written.
  */
-int reflector_guided_sample(reflector_t *r, agent_env_t *env,
-                            insp_list_t *l, const int64_t *cand, int n_cand,
-                            int n, int64_t *out);
+int reflector_guided_sample(reflector_t *r, agent_env_t *env, insp_list_t *l,
+                            const int64_t *cand, int n_cand, int n,
+                            int64_t *out);
 
 /* Cosine of the word counts of two texts, in [0, 1]. */
 double reflector_lexical_similarity(const char *a, const char *b);

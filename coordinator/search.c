@@ -151,9 +151,8 @@ void search_status_refresh(search_t *s, const char *phase)
     if (s->llm)
         llm_usage_get(s->llm, &st.usage);
     st.gpu_hours = s->gpu_seconds / 3600.0;
-    st.elapsed_s = s->started_ms
-                       ? (double)(search_now_ms() - s->started_ms) / 1000.0
-                       : 0;
+    st.elapsed_s =
+        s->started_ms ? (double)(search_now_ms() - s->started_ms) / 1000.0 : 0;
     st.offline = s->llm == NULL;
     snprintf(st.stop_reason, sizeof st.stop_reason, "%s", s->stop_reason);
     pthread_mutex_lock(&s->st_lock);
@@ -258,8 +257,8 @@ int search_new(const search_config_t *cfg, coord_t *c, search_t **out,
     }
     graph_design_destroy(&base);
 
-    s->prompts = prompts_new(cfg->prompts_dir[0] ? cfg->prompts_dir : NULL,
-                             err, errlen);
+    s->prompts =
+        prompts_new(cfg->prompts_dir[0] ? cfg->prompts_dir : NULL, err, errlen);
     if (!s->prompts)
         goto fail;
     if (cfg->use_llm && !cfg->offline) {
@@ -410,8 +409,7 @@ static int s_made(search_t *s)
  * Returns the node id, or -1 (error in err).
  */
 static int s_accept(search_t *s, int parent, const graph_design_t *d,
-                    int64_t insp_id, const char *insp, char *err,
-                    size_t errlen)
+                    int64_t insp_id, const char *insp, char *err, size_t errlen)
 {
     char name[48], hash[33];
     int id = tree_size(s->tree);
@@ -423,8 +421,8 @@ static int s_accept(search_t *s, int parent, const graph_design_t *d,
         snprintf(err, errlen, "search: a design could not be printed");
         return -1;
     }
-    int got = tree_add(s->tree, parent, s->iteration, hash, text, insp_id,
-                       insp);
+    int got =
+        tree_add(s->tree, parent, s->iteration, hash, text, insp_id, insp);
     free(text);
     if (got != id || ss_jobs_reserve(s, id) != 0) {
         snprintf(err, errlen, "search: out of memory");
@@ -456,9 +454,9 @@ static void *s_task_run(void *arg)
 {
     s_task_t *t = arg;
 
-    t->rc = modifier_apply(&t->s->cfg.modifier, &t->env, t->parent,
-                           t->p->insp, t->lessons, s_known_hash, t->s,
-                           &t->res, t->err, sizeof t->err);
+    t->rc = modifier_apply(&t->s->cfg.modifier, &t->env, t->parent, t->p->insp,
+                           t->lessons, s_known_hash, t->s, &t->res, t->err,
+                           sizeof t->err);
     return NULL;
 }
 
@@ -496,14 +494,14 @@ static int s_modify_all(search_t *s, const proposals_t *ps, bool *tried,
 {
     int conc = s->cfg.llm.concurrency > 0 ? s->cfg.llm.concurrency : 1;
     agent_env_t env = s_env(s);
-    graph_design_t **parents = calloc((size_t)(ps->n ? ps->n : 1),
-                                      sizeof *parents);
+    graph_design_t **parents =
+        calloc((size_t)(ps->n ? ps->n : 1), sizeof *parents);
     int rc = 0;
 
     if (!parents)
         return -1;
-    for (int at = 0; at < ps->n && *accepted < s->cfg.width &&
-                     !search_stopping(s);) {
+    for (int at = 0;
+         at < ps->n && *accepted < s->cfg.width && !search_stopping(s);) {
         int need = s->cfg.width - *accepted;
         int k = 0, idx[64];
         for (int i = at; i < ps->n && k < need && k < conc && k < 64; i++) {
@@ -529,14 +527,14 @@ static int s_modify_all(search_t *s, const proposals_t *ps, bool *tried,
             tasks[j].env = env;
             tasks[j].parent = parents[idx[j]];
             tasks[j].p = p;
-            tasks[j].lessons = modifier_lessons(
-                &s->cfg.modifier, &env, s->cfg.experience ? s->refl : NULL,
-                p->insp);
+            tasks[j].lessons =
+                modifier_lessons(&s->cfg.modifier, &env,
+                                 s->cfg.experience ? s->refl : NULL, p->insp);
         }
         for (int j = 0; j < k; j++)
             if (tasks[j].parent)
-                started[j] = pthread_create(&th[j], NULL, s_task_run,
-                                            &tasks[j]) == 0;
+                started[j] =
+                    pthread_create(&th[j], NULL, s_task_run, &tasks[j]) == 0;
         for (int j = 0; j < k; j++)
             if (started[j])
                 pthread_join(th[j], NULL);
@@ -558,9 +556,10 @@ static int s_modify_all(search_t *s, const proposals_t *ps, bool *tried,
             }
             switch (t->res.status) {
             case MODIFY_OK:
-                if (s_known_hash(s, t->res.hash) ||
-                    *accepted >= s->cfg.width || search_stopping(s)) {
-                    search_event(s, "iteration %d: duplicate design from "
+                if (s_known_hash(s, t->res.hash) || *accepted >= s->cfg.width ||
+                    search_stopping(s)) {
+                    search_event(s,
+                                 "iteration %d: duplicate design from "
                                  "inspiration %lld dropped",
                                  s->iteration, (long long)t->p->insp_id);
                     break;
@@ -572,19 +571,20 @@ static int s_modify_all(search_t *s, const proposals_t *ps, bool *tried,
                     break;
                 }
                 (*accepted)++;
-                if (s->cfg.max_designs > 0 &&
-                    s_made(s) >= s->cfg.max_designs)
+                if (s->cfg.max_designs > 0 && s_made(s) >= s->cfg.max_designs)
                     search_set_stop(s, false,
                                     "design budget reached: %d designs",
                                     s->cfg.max_designs);
                 break;
             case MODIFY_DUPLICATE:
-                search_event(s, "iteration %d: duplicate design from "
+                search_event(s,
+                             "iteration %d: duplicate design from "
                              "inspiration %lld dropped",
                              s->iteration, (long long)t->p->insp_id);
                 break;
             case MODIFY_INVALID:
-                search_event(s, "iteration %d: no valid block for "
+                search_event(s,
+                             "iteration %d: no valid block for "
                              "inspiration %lld after %d answers",
                              s->iteration, (long long)t->p->insp_id,
                              t->res.answers);
@@ -594,8 +594,7 @@ static int s_modify_all(search_t *s, const proposals_t *ps, bool *tried,
             case MODIFY_NO_ANSWER:
                 log_warn("search %s: iteration %d: no answer for "
                          "inspiration %lld: %s",
-                         s->cfg.name, s->iteration,
-                         (long long)t->p->insp_id,
+                         s->cfg.name, s->iteration, (long long)t->p->insp_id,
                          t->res.last_error ? t->res.last_error : "?");
                 break;
             }
@@ -628,8 +627,8 @@ static int s_agents(search_t *s, int *first_parent)
         char err[512];
         /* Later rounds keep the parent and skip what was tried. */
         proposer_hint_t hint = {*first_parent, tried_ids, n_tried};
-        env.rng = agent_rng_seed(s->cfg.seed + (uint64_t)round * 7919u,
-                                 s->iteration);
+        env.rng =
+            agent_rng_seed(s->cfg.seed + (uint64_t)round * 7919u, s->iteration);
         rc = proposer_propose(&s->cfg.proposer, &env, s->tree, &s->insps,
                               s->cfg.experience ? s->refl : NULL,
                               round ? &hint : NULL, &ps, err, sizeof err);
@@ -660,8 +659,8 @@ static int s_agents(search_t *s, int *first_parent)
                              s->iteration);
             break;
         }
-        int64_t *grown = realloc(tried_ids, (size_t)(n_tried + ps.n) *
-                                                sizeof *grown);
+        int64_t *grown =
+            realloc(tried_ids, (size_t)(n_tried + ps.n) * sizeof *grown);
         bool *tried = calloc((size_t)ps.n, sizeof *tried);
         if (grown)
             tried_ids = grown;
@@ -709,15 +708,16 @@ static int s_offline(search_t *s, int *first_parent)
     }
     for (int k = 0; k < s->cfg.width && !search_stopping(s); k++) {
         designer_result_t r;
-        int rc = designer_mutate(&env, pd, s->cfg.designer_tries,
-                                 s_known_hash, s, &r, err, sizeof err);
+        int rc = designer_mutate(&env, pd, s->cfg.designer_tries, s_known_hash,
+                                 s, &r, err, sizeof err);
         if (rc < 0) {
             graph_design_destroy(&pd);
             log_error("search %s: %s", s->cfg.name, err);
             return -1;
         }
         if (rc > 0) {
-            search_event(s, "iteration %d: no new valid edit of %s in %d "
+            search_event(s,
+                         "iteration %d: no new valid edit of %s in %d "
                          "tries",
                          s->iteration, tree_get(s->tree, parent)->name,
                          r.tries);
@@ -755,10 +755,10 @@ static int s_reflect(search_t *s, int first)
             continue;
         if (delta < -s->cfg.research_threshold) {
             int rc = LLM_OK;
-            x = reflector_research(s->refl, &env, p->design, c->design,
-                                   p->hash, c->hash, p->screen_acc,
-                                   c->screen_acc, c->inspiration_id,
-                                   c->inspiration, &rc, err, sizeof err);
+            x = reflector_research(s->refl, &env, p->design, c->design, p->hash,
+                                   c->hash, p->screen_acc, c->screen_acc,
+                                   c->inspiration_id, c->inspiration, &rc, err,
+                                   sizeof err);
             if (rc != LLM_OK && s_fatal_llm(rc) && s->llm)
                 s_llm_stop(s, rc, err);
         } else if (delta > 0) {
@@ -783,7 +783,8 @@ static int s_promote(search_t *s)
 
     if (!ids)
         return -1;
-    if (s->cfg.full_fraction <= 0 || s->cfg.full_epochs <= s->cfg.screen_epochs) {
+    if (s->cfg.full_fraction <= 0 ||
+        s->cfg.full_epochs <= s->cfg.screen_epochs) {
         free(ids);
         return 0;
     }
@@ -791,12 +792,13 @@ static int s_promote(search_t *s)
     int top = (int)ceil(s->cfg.full_fraction * k);
     for (int i = 0; i < top && rc == 0 && !s->stop_hard; i++)
         if (s->jobs[ids[i]].full == 0) {
-            rc = ss_submit(s, ids[i], FID_FULL, s->cfg.seed, err,
-                           sizeof err) < 0
-                     ? -1
-                     : 0;
+            rc =
+                ss_submit(s, ids[i], FID_FULL, s->cfg.seed, err, sizeof err) < 0
+                    ? -1
+                    : 0;
             if (rc == 0)
-                search_event(s, "%s promoted to the full protocol (%d "
+                search_event(s,
+                             "%s promoted to the full protocol (%d "
                              "epochs)",
                              tree_get(s->tree, ids[i])->name,
                              s->cfg.full_epochs);
@@ -835,8 +837,8 @@ static int s_iteration(search_t *s)
     for (int i = 0; i < made; i++) {
         const tree_node_t *n = tree_get(s->tree, ids[i]);
         if (n->state == TREE_DONE)
-            search_event(s, "iteration %d: %s screened at %.2f%%",
-                         s->iteration, n->name, n->screen_acc);
+            search_event(s, "iteration %d: %s screened at %.2f%%", s->iteration,
+                         n->name, n->screen_acc);
         else if (n->state == TREE_FAILED)
             search_event(s, "iteration %d: %s failed: %s", s->iteration,
                          n->name, n->reason ? n->reason : "?");
@@ -852,23 +854,21 @@ static int s_begin(search_t *s)
     agent_env_t env = s_env(s);
 
     if (s->insps.n == 0 && s->cfg.inspirations[0]) {
-        int n = insp_list_import(&s->insps, s->cfg.inspirations, err,
-                                 sizeof err);
+        int n =
+            insp_list_import(&s->insps, s->cfg.inspirations, err, sizeof err);
         if (n < 0) {
-            log_error("search %s: search.inspirations: %s", s->cfg.name,
-                      err);
+            log_error("search %s: search.inspirations: %s", s->cfg.name, err);
             search_set_stop(s, true, "search.inspirations: %s", err);
             return -1;
         }
         search_event(s, "%d inspirations imported from %s", n,
                      s->cfg.inspirations);
     }
-    for (int i = 0; i < s->cfg.n_papers && s->llm && !search_stopping(s);
-         i++) {
+    for (int i = 0; i < s->cfg.n_papers && s->llm && !search_stopping(s); i++) {
         reader_report_t rep;
-        int rc = reader_read(&env, s->cfg.papers[i], 12000,
-                             s->cfg.reader_chunks, 5, &s->insps, &rep, err,
-                             sizeof err);
+        int rc =
+            reader_read(&env, s->cfg.papers[i], 12000, s->cfg.reader_chunks, 5,
+                        &s->insps, &rep, err, sizeof err);
         if (rc != 0 && s_fatal_llm(rc)) {
             s_llm_stop(s, rc, err);
             break;
@@ -876,7 +876,8 @@ static int s_begin(search_t *s)
         if (rc != 0)
             log_warn("search %s: reader: %s", s->cfg.name, err);
         else
-            search_event(s, "reader: %s: %d inspirations (%d duplicates, "
+            search_event(s,
+                         "reader: %s: %d inspirations (%d duplicates, "
                          "%d too long)",
                          s->cfg.papers[i], rep.added, rep.duplicates,
                          rep.too_long);
@@ -887,8 +888,8 @@ static int s_begin(search_t *s)
     }
     if (s->llm && s->insps.n == 0 && s->cfg.proposer.invent == 0)
         search_event(s, "no inspirations: set search.inspirations or "
-                     "search.papers, or search.invent for the no-Reader "
-                     "mode");
+                        "search.papers, or search.invent for the no-Reader "
+                        "mode");
 
     if (tree_size(s->tree) == 0) {
         graph_errors_t errs;
@@ -1013,12 +1014,11 @@ int search_run(search_t *s)
         pthread_mutex_unlock(&s->st_lock);
         return 0;
     }
-    search_event(s, "%s at iteration %d of %d (%s)",
-                 rc == 1 ? "resumed" : "started", s->iteration,
-                 s->cfg.iterations,
-                 s->llm ? (s->cfg.llm_replay[0] ? "replaying an LLM log"
-                                                : "LLM agents")
-                        : "offline designer, no LLM");
+    search_event(
+        s, "%s at iteration %d of %d (%s)", rc == 1 ? "resumed" : "started",
+        s->iteration, s->cfg.iterations,
+        s->llm ? (s->cfg.llm_replay[0] ? "replaying an LLM log" : "LLM agents")
+               : "offline designer, no LLM");
     if (s->iteration == 0) {
         if (s_begin(s) != 0)
             return -1;

@@ -49,13 +49,13 @@
 #define SEARCH_MAX_SEEDS 8
 
 typedef struct search_config {
-    char name[64];             /* tag of the search's jobs and records */
-    char base[4096];           /* block file of the base design */
-    char dataset[32];          /* cifar10, cifar10-valid, cifar100, ... */
-    char skeleton[16];         /* nb201, darts */
-    int iterations;            /* budget: iterations, 10 */
-    int width;                 /* new designs per iteration, 3 */
-    uint64_t seed;             /* agents' stream and first training seed */
+    char name[64];     /* tag of the search's jobs and records */
+    char base[4096];   /* block file of the base design */
+    char dataset[32];  /* cifar10, cifar10-valid, cifar100, ... */
+    char skeleton[16]; /* nb201, darts */
+    int iterations;    /* budget: iterations, 10 */
+    int width;         /* new designs per iteration, 3 */
+    uint64_t seed;     /* agents' stream and first training seed */
 
     proposer_config_t proposer;
     modifier_config_t modifier;
@@ -64,32 +64,32 @@ typedef struct search_config {
     char inspirations[4096];   /* inspiration list to import, or "" */
     char **papers;             /* paper text files for the Reader */
     int n_papers;
-    int reader_chunks;         /* pieces read per paper (0: all), 4 */
-    char prompts_dir[4096];    /* templates overriding the built-in */
-    bool offline;              /* use the offline designer */
-    int designer_tries;        /* edits tried per offline design, 50 */
-    int rounds;                /* proposal rounds per iteration, 3 */
+    int reader_chunks;      /* pieces read per paper (0: all), 4 */
+    char prompts_dir[4096]; /* templates overriding the built-in */
+    bool offline;           /* use the offline designer */
+    int designer_tries;     /* edits tried per offline design, 50 */
+    int rounds;             /* proposal rounds per iteration, 3 */
 
-    int screen_epochs;         /* 12 */
-    int full_epochs;           /* 200 */
-    double full_fraction;      /* promoted to the full protocol, 0.2 */
+    int screen_epochs;    /* 12 */
+    int full_epochs;      /* 200 */
+    double full_fraction; /* promoted to the full protocol, 0.2 */
     int n_final_seeds;
-    uint64_t final_seeds[SEARCH_MAX_SEEDS];  /* 888, 999 */
-    int64_t max_steps;         /* > 0: cap each run (quick runs) */
-    int64_t param_budget;      /* 0: the skeleton's default */
-    int cells_per_stage;       /* 0: the skeleton's default */
-    int batch;                 /* 0: the recipe's */
-    int force_width;           /* > 0: this base width */
+    uint64_t final_seeds[SEARCH_MAX_SEEDS]; /* 888, 999 */
+    int64_t max_steps;                      /* > 0: cap each run (quick runs) */
+    int64_t param_budget;                   /* 0: the skeleton's default */
+    int cells_per_stage;                    /* 0: the skeleton's default */
+    int batch;                              /* 0: the recipe's */
+    int force_width;                        /* > 0: this base width */
 
-    int max_designs;           /* budget: designs (0: none) */
-    double max_gpu_hours;      /* budget: sum of training time (0: none) */
-    int64_t deadline_ms;       /* budget: since the search began (0) */
+    int max_designs;      /* budget: designs (0: none) */
+    double max_gpu_hours; /* budget: sum of training time (0: none) */
+    int64_t deadline_ms;  /* budget: since the search began (0) */
 
-    bool use_llm;              /* an endpoint (or a replay log) is set */
-    llm_config_t llm;          /* strings point into the fields below */
+    bool use_llm;     /* an endpoint (or a replay log) is set */
+    llm_config_t llm; /* strings point into the fields below */
     char llm_base_url[512], llm_model[128], llm_embed_model[128];
     char llm_key_env[64];
-    char llm_replay[4096];     /* exchange log to replay, or "" */
+    char llm_replay[4096]; /* exchange log to replay, or "" */
 } search_config_t;
 
 /* Fill c with defaults (offline, no papers, the fidelities above). */
@@ -107,14 +107,14 @@ int search_config_from(const config_t *cfg, search_config_t *c, char *err,
 
 /* A snapshot for a live table. */
 typedef struct search_status {
-    char phase[16];            /* "start", "search", "ladder", "done" */
+    char phase[16]; /* "start", "search", "ladder", "done" */
     int iteration, iterations;
-    int designs;               /* in the tree, the base included */
+    int designs; /* in the tree, the base included */
     int screened, failed, pending;
     int full_done, full_pending;
-    int best;                  /* tree id, -1 */
+    int best; /* tree id, -1 */
     char best_name[48];
-    double best_acc;           /* its score */
+    double best_acc; /* its score */
     llm_usage_t usage;
     double gpu_hours;
     double elapsed_s;

@@ -15,8 +15,7 @@ static int s_copy(char *dst, size_t len, const char *src, const char *key,
     if (!src)
         src = "";
     if (strlen(src) >= len) {
-        snprintf(err, errlen, "%s: longer than %zu characters", key,
-                 len - 1);
+        snprintf(err, errlen, "%s: longer than %zu characters", key, len - 1);
         return -1;
     }
     memcpy(dst, src, strlen(src) + 1);
@@ -41,23 +40,22 @@ int search_config_from(const config_t *cfg, search_config_t *c, char *err,
                        size_t errlen)
 {
     search_config_default(c);
-    if (s_copy(c->name, sizeof c->name, cfg->search_name, "search.name",
-               err, errlen) ||
-        s_copy(c->base, sizeof c->base, cfg->search_base, "search.base",
-               err, errlen) ||
+    if (s_copy(c->name, sizeof c->name, cfg->search_name, "search.name", err,
+               errlen) ||
+        s_copy(c->base, sizeof c->base, cfg->search_base, "search.base", err,
+               errlen) ||
         s_copy(c->dataset, sizeof c->dataset, cfg->search_dataset,
                "search.dataset", err, errlen) ||
         s_copy(c->skeleton, sizeof c->skeleton, cfg->search_skeleton,
                "search.skeleton", err, errlen) ||
         s_copy(c->inspirations, sizeof c->inspirations,
-               cfg->search_inspirations, "search.inspirations", err,
-               errlen) ||
+               cfg->search_inspirations, "search.inspirations", err, errlen) ||
         s_copy(c->prompts_dir, sizeof c->prompts_dir, cfg->search_prompts,
                "search.prompts", err, errlen) ||
         s_copy(c->llm_base_url, sizeof c->llm_base_url, cfg->llm_base_url,
                "llm.base_url", err, errlen) ||
-        s_copy(c->llm_model, sizeof c->llm_model, cfg->llm_model,
-               "llm.model", err, errlen) ||
+        s_copy(c->llm_model, sizeof c->llm_model, cfg->llm_model, "llm.model",
+               err, errlen) ||
         s_copy(c->llm_embed_model, sizeof c->llm_embed_model,
                cfg->llm_embed_model, "llm.embed_model", err, errlen) ||
         s_copy(c->llm_key_env, sizeof c->llm_key_env, cfg->llm_api_key_env,
@@ -66,9 +64,8 @@ int search_config_from(const config_t *cfg, search_config_t *c, char *err,
                "llm.replay", err, errlen))
         goto fail;
     for (const char *p = c->name; *p; p++)
-        if (!(*p == '-' || *p == '_' || *p == '.' ||
-              (*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'z') ||
-              (*p >= 'A' && *p <= 'Z'))) {
+        if (!(*p == '-' || *p == '_' || *p == '.' || (*p >= '0' && *p <= '9') ||
+              (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z'))) {
             snprintf(err, errlen,
                      "search.name: '%s' may hold only letters, digits, "
                      "'-', '_' and '.'",
@@ -87,8 +84,7 @@ int search_config_from(const config_t *cfg, search_config_t *c, char *err,
     c->proposer.candidates = (int)cfg->search_candidates;
     c->proposer.rank = cfg->search_rank;
     c->proposer.invent = (int)cfg->search_invent;
-    c->proposer.lessons = cfg->search_experience ? (int)cfg->search_lessons
-                                                 : 0;
+    c->proposer.lessons = cfg->search_experience ? (int)cfg->search_lessons : 0;
     c->proposer.pairs = (int)cfg->search_pairs;
     c->modifier.retries = (int)cfg->search_retries;
     c->modifier.lessons = c->proposer.lessons;

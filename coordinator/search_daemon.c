@@ -67,8 +67,8 @@ bool search_daemon_signal(void)
     return true;
 }
 
-int search_daemon_start(const config_t *cfg, coord_t *c,
-                        search_daemon_t **out, char *err, size_t errlen)
+int search_daemon_start(const config_t *cfg, coord_t *c, search_daemon_t **out,
+                        char *err, size_t errlen)
 {
     search_config_t sc;
     search_daemon_t *d;
@@ -86,8 +86,7 @@ int search_daemon_start(const config_t *cfg, coord_t *c,
         return -1;
     }
     int rc = search_new(&sc, c, &d->search, err, errlen);
-    snprintf(d->results, sizeof d->results, "%s/%s", cfg->run_results,
-             sc.name);
+    snprintf(d->results, sizeof d->results, "%s/%s", cfg->run_results, sc.name);
     search_config_free(&sc);
     if (rc != 0) {
         free(d);

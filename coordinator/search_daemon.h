@@ -28,8 +28,8 @@ typedef struct search_daemon search_daemon_t;
  * Start the configured search (nothing, with *out NULL, when search.base
  * is empty).  cfg may be freed afterwards.  Returns 0, or -1 with err.
  */
-int search_daemon_start(const config_t *cfg, coord_t *c,
-                        search_daemon_t **out, char *err, size_t errlen);
+int search_daemon_start(const config_t *cfg, coord_t *c, search_daemon_t **out,
+                        char *err, size_t errlen);
 
 /*
  * For the signal handler (async-signal-safe): returns true when a search

@@ -40,8 +40,8 @@ char *search_leaderboard(search_t *s, int n)
         while (j > 0) {
             const tree_node_t *p = tree_get(s->tree, ids[j - 1]);
             bool af = !isnan(a->full_acc), pf = !isnan(p->full_acc);
-            bool before = af != pf ? af
-                                   : tree_node_score(a) > tree_node_score(p);
+            bool before =
+                af != pf ? af : tree_node_score(a) > tree_node_score(p);
             if (!before)
                 break;
             ids[j] = ids[j - 1];
@@ -61,8 +61,8 @@ char *search_leaderboard(search_t *s, int n)
             seeds[0] = '\0';
             for (int q = 0; q < a->n_seeds; q++) {
                 size_t at = strlen(seeds);
-                snprintf(seeds + at, sizeof seeds - at, "%s%.2f",
-                         q ? "," : "", a->seed_acc[q]);
+                snprintf(seeds + at, sizeof seeds - at, "%s%.2f", q ? "," : "",
+                         a->seed_acc[q]);
             }
         }
         const char *insp = a->inspiration ? a->inspiration : "(base design)";
@@ -83,8 +83,8 @@ static int s_write(const char *dir, const char *name, const char *text,
     char path[4400];
 
     snprintf(path, sizeof path, "%s/%s", dir, name);
-    return text_file_write(path, text ? text : "", text ? strlen(text) : 0,
-                           err, errlen);
+    return text_file_write(path, text ? text : "", text ? strlen(text) : 0, err,
+                           errlen);
 }
 
 static void s_line(text_buf_t *b, json_t *o)
@@ -114,19 +114,18 @@ static char *s_designs_jsonl(search_t *s)
             "{s:s, s:s, s:o, s:i, s:o, s:o, s:s, s:o, s:o, s:o, s:I, s:i, "
             "s:s}",
             "name", n->name, "hash", n->hash, "parent",
-            p ? json_string(p->name) : json_null(), "iteration",
-            n->iteration, "inspiration_id",
+            p ? json_string(p->name) : json_null(), "iteration", n->iteration,
+            "inspiration_id",
             n->inspiration_id >= 0 ? json_integer(n->inspiration_id)
                                    : json_null(),
             "inspiration",
-            n->inspiration ? json_string(n->inspiration) : json_null(),
-            "state",
+            n->inspiration ? json_string(n->inspiration) : json_null(), "state",
             n->state == TREE_DONE     ? "done"
             : n->state == TREE_FAILED ? "failed"
                                       : "pending",
-            "screen_acc", s_num(n->screen_acc), "full_acc",
-            s_num(n->full_acc), "seed_acc", seeds, "params",
-            (json_int_t)n->params, "width", n->width, "design", n->design);
+            "screen_acc", s_num(n->screen_acc), "full_acc", s_num(n->full_acc),
+            "seed_acc", seeds, "params", (json_int_t)n->params, "width",
+            n->width, "design", n->design);
         if (o && n->reason)
             json_object_set_new(o, "reason", json_string(n->reason));
         s_line(&b, o);
@@ -142,11 +141,11 @@ static json_t *s_result_json(const Nader__ResultRecord *rr)
     for (size_t i = 0; r && i < r->n_epochs; i++) {
         const Nader__Epoch *e = r->epochs[i];
         json_array_append_new(
-            epochs, json_pack("{s:i, s:f, s:f, s:f, s:f, s:f}", "epoch",
-                              e->epoch, "train_loss", e->train_loss,
-                              "train_acc", e->train_acc, "valid_acc",
-                              e->valid_acc, "images_per_s", e->images_per_s,
-                              "seconds", e->seconds));
+            epochs,
+            json_pack("{s:i, s:f, s:f, s:f, s:f, s:f}", "epoch", e->epoch,
+                      "train_loss", e->train_loss, "train_acc", e->train_acc,
+                      "valid_acc", e->valid_acc, "images_per_s",
+                      e->images_per_s, "seconds", e->seconds));
     }
     const char *status[] = {"ok", "failed", "diverged", "cancelled"};
     int st = r ? (int)r->status : 1;
@@ -155,23 +154,22 @@ static json_t *s_result_json(const Nader__ResultRecord *rr)
         "s:f, s:s, s:b, s:o}",
         "job", (json_int_t)rr->job, "design_hash",
         rr->design_hash ? rr->design_hash : "", "dataset",
-        rr->dataset ? rr->dataset : "", "seed", (json_int_t)rr->seed,
-        "epochs", rr->epochs, "status", st >= 0 && st < 4 ? status[st] : "?",
+        rr->dataset ? rr->dataset : "", "seed", (json_int_t)rr->seed, "epochs",
+        rr->epochs, "status", st >= 0 && st < 4 ? status[st] : "?",
         "final_valid_acc",
         r && r->has_final_valid_acc ? json_real(r->final_valid_acc)
                                     : json_null(),
         "best_valid_acc",
-        r && r->has_best_valid_acc ? json_real(r->best_valid_acc)
-                                   : json_null(),
+        r && r->has_best_valid_acc ? json_real(r->best_valid_acc) : json_null(),
         "final_test_acc",
         r && r->has_final_test_acc && r->final_test_acc >= 0
             ? json_real(r->final_test_acc)
             : json_null(),
         "width", r ? r->width : 0, "params", (json_int_t)(r ? r->params : 0),
         "macs", (json_int_t)(r ? r->macs : 0), "images_per_s",
-        r ? r->images_per_s : 0.0, "seconds", r ? r->seconds : 0.0,
-        "device", r && r->device ? r->device : "", "load_test",
-        r && r->load_test, "epochs_log", epochs);
+        r ? r->images_per_s : 0.0, "seconds", r ? r->seconds : 0.0, "device",
+        r && r->device ? r->device : "", "load_test", r && r->load_test,
+        "epochs_log", epochs);
 }
 
 static char *s_results_jsonl(search_t *s, store_txn_t *t)
@@ -221,7 +219,7 @@ static int s_llm_line(void *ctx, uint64_t id, const ProtobufCMessage *m)
     memset(&x, 0, sizeof x);
     x.seq = (int64_t)id;
     x.kind = r->kind && strcmp(r->kind, "embed") == 0 ? LLM_KIND_EMBED
-                                                       : LLM_KIND_CHAT;
+                                                      : LLM_KIND_CHAT;
     snprintf(x.agent, sizeof x.agent, "%s", r->agent ? r->agent : "");
     x.iteration = (int)r->iteration;
     snprintf(x.key, sizeof x.key, "%s", r->request_key ? r->request_key : "");
@@ -249,22 +247,18 @@ static int s_exp_line(void *ctx, uint64_t id, const ProtobufCMessage *m)
     text_buf_t *b = ctx;
     const Nader__ExperienceRecord *r = (const Nader__ExperienceRecord *)m;
 
-    s_line(b, json_pack("{s:I, s:s, s:i, s:o, s:o, s:o, s:o, s:o, s:f}",
-                        "id", (json_int_t)id, "kind",
-                        exp_kind_name((exp_kind_t)r->kind), "iteration",
-                        (int)r->iteration, "design_hash",
-                        r->design_hash ? json_string(r->design_hash)
-                                       : json_null(),
-                        "inspiration",
-                        r->inspiration ? json_string(r->inspiration)
-                                       : json_null(),
-                        "error", r->error ? json_string(r->error)
-                                          : json_null(),
-                        "text", r->text ? json_string(r->text) : json_null(),
-                        "parent_hash",
-                        r->parent_hash ? json_string(r->parent_hash)
-                                       : json_null(),
-                        "delta_acc", r->delta_acc));
+    s_line(b,
+           json_pack("{s:I, s:s, s:i, s:o, s:o, s:o, s:o, s:o, s:f}", "id",
+                     (json_int_t)id, "kind", exp_kind_name((exp_kind_t)r->kind),
+                     "iteration", (int)r->iteration, "design_hash",
+                     r->design_hash ? json_string(r->design_hash) : json_null(),
+                     "inspiration",
+                     r->inspiration ? json_string(r->inspiration) : json_null(),
+                     "error", r->error ? json_string(r->error) : json_null(),
+                     "text", r->text ? json_string(r->text) : json_null(),
+                     "parent_hash",
+                     r->parent_hash ? json_string(r->parent_hash) : json_null(),
+                     "delta_acc", r->delta_acc));
     return 0;
 }
 
@@ -278,23 +272,21 @@ static char *s_summary(search_t *s)
     json_t *o = json_pack(
         "{s:s, s:s, s:s, s:b, s:i, s:i, s:i, s:i, s:i, s:o, s:{s:I, s:I, "
         "s:I, s:f, s:I, s:I}, s:f, s:f, s:s, s:s, s:s}",
-        "name", s->cfg.name, "phase", st.phase, "stop_reason",
-        s->stop_reason, "offline", s->llm == NULL, "iterations_done",
-        st.iteration, "designs", st.designs, "screened", st.screened,
-        "failed", st.failed, "pending", st.pending, "best",
+        "name", s->cfg.name, "phase", st.phase, "stop_reason", s->stop_reason,
+        "offline", s->llm == NULL, "iterations_done", st.iteration, "designs",
+        st.designs, "screened", st.screened, "failed", st.failed, "pending",
+        st.pending, "best",
         b ? json_pack("{s:s, s:s, s:o, s:o, s:o}", "name", b->name, "hash",
-                      b->hash, "score", s_num(tree_node_score(b)),
-                      "screen_acc", s_num(b->screen_acc), "full_acc",
-                      s_num(b->full_acc))
+                      b->hash, "score", s_num(tree_node_score(b)), "screen_acc",
+                      s_num(b->screen_acc), "full_acc", s_num(b->full_acc))
           : json_null(),
         "llm", "calls", (json_int_t)st.usage.calls, "prompt_tokens",
         (json_int_t)st.usage.prompt_tokens, "completion_tokens",
         (json_int_t)st.usage.completion_tokens, "cost", st.usage.cost,
         "memo_hits", (json_int_t)st.usage.memo_hits, "retries",
-        (json_int_t)st.usage.retries, "gpu_hours", st.gpu_hours,
-        "elapsed_s", st.elapsed_s, "dataset", s->cfg.dataset, "skeleton",
-        s->cfg.skeleton, "designer",
-        s->llm ? "LLM agents" : "offline designer (no LLM)");
+        (json_int_t)st.usage.retries, "gpu_hours", st.gpu_hours, "elapsed_s",
+        st.elapsed_s, "dataset", s->cfg.dataset, "skeleton", s->cfg.skeleton,
+        "designer", s->llm ? "LLM agents" : "offline designer (no LLM)");
     char *text = o ? json_dumps(o, JSON_INDENT(2)) : NULL;
     json_decref(o);
     return text;
@@ -327,8 +319,8 @@ int search_export(search_t *s, const char *dir, char *err, size_t errlen)
     text_buf_init(&tt);
     tree_render(s->tree, &tt, false, 100);
     files[nf][0] = "best.txt";
-    files[nf++][1] = best >= 0 ? strdup(tree_get(s->tree, best)->design)
-                               : strdup("");
+    files[nf++][1] =
+        best >= 0 ? strdup(tree_get(s->tree, best)->design) : strdup("");
     files[nf][0] = "designs.jsonl";
     files[nf++][1] = s_designs_jsonl(s);
     files[nf][0] = "results.jsonl";

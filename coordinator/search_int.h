@@ -17,11 +17,7 @@
 #include "tree.h"
 
 /* What a job is for; part of its tag "search:NAME:KIND". */
-typedef enum s_fid {
-    FID_SCREEN,
-    FID_FULL,
-    FID_SEED
-} s_fid_t;
+typedef enum s_fid { FID_SCREEN, FID_FULL, FID_SEED } s_fid_t;
 
 /* The jobs of one tree node (0: none). */
 typedef struct s_jobs {
@@ -29,7 +25,7 @@ typedef struct s_jobs {
     int n_seeds;
     uint64_t seeds[SEARCH_MAX_SEEDS];
     uint64_t seed_val[SEARCH_MAX_SEEDS];
-    bool screen_in, full_in;             /* result applied */
+    bool screen_in, full_in; /* result applied */
     bool seed_in[SEARCH_MAX_SEEDS];
 } s_jobs_t;
 
@@ -48,31 +44,31 @@ struct search {
     coord_link_t *link;
     pthread_mutex_t link_lock;
 
-    llm_t *llm;                 /* NULL: offline */
+    llm_t *llm; /* NULL: offline */
     prompts_t *prompts;
     net_config_t net;
-    char *base_text;            /* the base design as read */
+    char *base_text; /* the base design as read */
 
     tree_t *tree;
-    s_jobs_t *jobs;             /* indexed by tree id */
+    s_jobs_t *jobs; /* indexed by tree id */
     int jobs_cap;
     insp_list_t insps;
-    int64_t insp_stored;        /* highest inspiration id in the store */
+    int64_t insp_stored; /* highest inspiration id in the store */
     reflector_t *refl;
-    int64_t exp_stored;         /* highest experience id in the store */
+    int64_t exp_stored; /* highest experience id in the store */
 
-    int iteration;              /* in progress */
-    char **expanded;            /* hashes of designs chosen as parents */
+    int iteration;   /* in progress */
+    char **expanded; /* hashes of designs chosen as parents */
     int n_expanded;
     uint64_t started_ms;
     double gpu_seconds;
 
-    s_known_job_t *known;       /* jobs found in the store */
+    s_known_job_t *known; /* jobs found in the store */
     int n_known;
 
-    atomic_bool stop;           /* a budget: finish cleanly */
-    atomic_bool quit;           /* interrupted: leave to be resumed */
-    bool stop_hard;             /* cancel what is queued */
+    atomic_bool stop; /* a budget: finish cleanly */
+    atomic_bool quit; /* interrupted: leave to be resumed */
+    bool stop_hard;   /* cancel what is queued */
     char stop_reason[256];
 
     pthread_mutex_t st_lock;

@@ -38,8 +38,7 @@ int ss_link_call(search_t *s, const Nader__LinkRequest *req,
                  Nader__LinkReply **reply, char *err, size_t errlen)
 {
     pthread_mutex_lock(&s->link_lock);
-    int rc = coord_link_call(s->link, req, reply, LINK_TIMEOUT_MS, err,
-                             errlen);
+    int rc = coord_link_call(s->link, req, reply, LINK_TIMEOUT_MS, err, errlen);
     pthread_mutex_unlock(&s->link_lock);
     if (rc != 0)
         return -1;
@@ -54,8 +53,8 @@ int ss_link_call(search_t *s, const Nader__LinkRequest *req,
 }
 
 /* Send a request whose reply carries nothing but ok and an id. */
-static int s_put(search_t *s, Nader__LinkRequest *req, uint64_t *id,
-                 char *err, size_t errlen)
+static int s_put(search_t *s, Nader__LinkRequest *req, uint64_t *id, char *err,
+                 size_t errlen)
 {
     Nader__LinkReply *r = NULL;
 
@@ -98,15 +97,13 @@ int ss_exchange_sink(void *ctx, const llm_exchange_t *x)
     req.body_case = NADER__LINK_REQUEST__BODY_LLM;
     req.llm = &rec;
     if (s_put(s, &req, NULL, err, sizeof err) != 0) {
-        log_error("search %s: llm exchange not stored: %s", s->cfg.name,
-                  err);
+        log_error("search %s: llm exchange not stored: %s", s->cfg.name, err);
         return -1;
     }
     return 0;
 }
 
-int ss_save(search_t *s, const char *phase, bool done, char *err,
-            size_t errlen)
+int ss_save(search_t *s, const char *phase, bool done, char *err, size_t errlen)
 {
     Nader__SearchRecord rec = NADER__SEARCH_RECORD__INIT;
     Nader__LinkRequest req = NADER__LINK_REQUEST__INIT;
@@ -270,8 +267,8 @@ int ss_submit(search_t *s, int node, s_fid_t fid, uint64_t seed, char *err,
     sr.skeleton = s->cfg.skeleton;
     sr.dataset = s->cfg.dataset;
     sr.has_epochs = 1;
-    bool full_stage = s->cfg.full_fraction > 0 &&
-                      s->cfg.full_epochs > s->cfg.screen_epochs;
+    bool full_stage =
+        s->cfg.full_fraction > 0 && s->cfg.full_epochs > s->cfg.screen_epochs;
     sr.epochs = fid == FID_SCREEN || !full_stage ? s->cfg.screen_epochs
                                                  : s->cfg.full_epochs;
     sr.n_seeds = 1;
@@ -322,8 +319,8 @@ int ss_submit(search_t *s, int node, s_fid_t fid, uint64_t seed, char *err,
                                       : "?");
         if (fid == FID_SCREEN)
             tree_set_failed(s->tree, node, why);
-        log_warn("search %s: %s %s: %s", s->cfg.name, n->name,
-                 s_fid_name[fid], why);
+        log_warn("search %s: %s %s: %s", s->cfg.name, n->name, s_fid_name[fid],
+                 why);
         nader__link_reply__free_unpacked(r, NULL);
         return 1;
     }
@@ -344,8 +341,8 @@ static double s_acc(const Nader__Result *r)
 }
 
 /* Apply one job outcome; returns true when the job is finished. */
-static bool s_apply(search_t *s, store_txn_t *t, int node, s_fid_t fid,
-                    int k, uint64_t job)
+static bool s_apply(search_t *s, store_txn_t *t, int node, s_fid_t fid, int k,
+                    uint64_t job)
 {
     Nader__ResultRecord *rr = NULL;
     Nader__JobRecord *jr = NULL;
@@ -358,8 +355,7 @@ static bool s_apply(search_t *s, store_txn_t *t, int node, s_fid_t fid,
     if (store_result_get(t, job, &rr) == STORE_OK && rr->result) {
         const Nader__Result *r = rr->result;
         fin = true;
-        ok = r->status == NADER__RESULT_STATUS__RESULT_OK &&
-             !isnan(s_acc(r));
+        ok = r->status == NADER__RESULT_STATUS__RESULT_OK && !isnan(s_acc(r));
         acc = s_acc(r);
         params = r->params;
         width = r->width;
@@ -369,10 +365,9 @@ static bool s_apply(search_t *s, store_txn_t *t, int node, s_fid_t fid,
                (jr->state == NADER__JOB_STATE__JOB_FAILED ||
                 jr->state == NADER__JOB_STATE__JOB_CANCELLED)) {
         fin = true;
-        reason = jr->reason ? jr->reason
-                 : jr->state == NADER__JOB_STATE__JOB_CANCELLED
-                     ? "cancelled"
-                     : "failed";
+        reason = jr->reason                                     ? jr->reason
+                 : jr->state == NADER__JOB_STATE__JOB_CANCELLED ? "cancelled"
+                                                                : "failed";
     }
     if (fin) {
         s_jobs_t *j = &s->jobs[node];
@@ -507,20 +502,20 @@ void ss_cancel_pending(search_t *s, const char *why)
 /* ------------------------------------------------------------- resume */
 
 typedef struct s_design {
-    int num;                   /* N of the name dN */
+    int num; /* N of the name dN */
     Nader__DesignRecord *rec;
 } s_design_t;
 
 typedef struct s_load {
     search_t *s;
-    int upto;                  /* records of iterations < upto are state */
+    int upto; /* records of iterations < upto are state */
     char source[96];
     char tagp[96];
     s_design_t *designs;
     int n_designs;
     llm_usage_t usage;
-    json_t *embeds;            /* [[texts, vectors], ...] of iterations
-                                  before upto */
+    json_t *embeds; /* [[texts, vectors], ...] of iterations
+                       before upto */
     char err[256];
 } s_load_t;
 
@@ -541,8 +536,7 @@ static int s_visit_design(void *ctx, const void *key, size_t klen,
         nader__design_record__free_unpacked(d, NULL);
         return 0;
     }
-    s_design_t *v = realloc(L->designs,
-                            (size_t)(L->n_designs + 1) * sizeof *v);
+    s_design_t *v = realloc(L->designs, (size_t)(L->n_designs + 1) * sizeof *v);
     if (!v) {
         nader__design_record__free_unpacked(d, NULL);
         return -1;
@@ -615,8 +609,7 @@ static int s_visit_exp(void *ctx, uint64_t id, const ProtobufCMessage *m)
     x.id = (int64_t)id;
     x.kind = (exp_kind_t)r->kind;
     x.iteration = (int)r->iteration;
-    snprintf(x.hash, sizeof x.hash, "%s", r->design_hash ? r->design_hash
-                                                         : "");
+    snprintf(x.hash, sizeof x.hash, "%s", r->design_hash ? r->design_hash : "");
     snprintf(x.parent_hash, sizeof x.parent_hash, "%s",
              r->parent_hash ? r->parent_hash : "");
     x.inspiration_id = -1;
@@ -643,12 +636,11 @@ static int s_visit_llm(void *ctx, uint64_t id, const ProtobufCMessage *m)
         L->usage.completion_tokens += r->completion_tokens;
         L->usage.cost += r->cost;
         if (embed) {
-            json_t *texts = json_loads(r->request ? r->request : "", 0,
-                                       NULL);
+            json_t *texts = json_loads(r->request ? r->request : "", 0, NULL);
             json_t *vecs = json_loads(r->answer, 0, NULL);
             if (texts && vecs)
-                json_array_append_new(L->embeds, json_pack("[oo]", texts,
-                                                           vecs));
+                json_array_append_new(L->embeds,
+                                      json_pack("[oo]", texts, vecs));
             else {
                 json_decref(texts);
                 json_decref(vecs);
@@ -715,19 +707,16 @@ static void s_prefill_embeddings(search_t *s, json_t *embeds)
 }
 
 /* Rebuild the tree from design records of iterations before upto. */
-static int s_rebuild_tree(search_t *s, s_load_t *L, char *err,
-                          size_t errlen)
+static int s_rebuild_tree(search_t *s, s_load_t *L, char *err, size_t errlen)
 {
-    qsort(L->designs, (size_t)L->n_designs, sizeof *L->designs,
-          s_cmp_design);
+    qsort(L->designs, (size_t)L->n_designs, sizeof *L->designs, s_cmp_design);
     for (int i = 0; i < L->n_designs; i++) {
         const Nader__DesignRecord *d = L->designs[i].rec;
         if ((int)d->iteration >= L->upto)
             continue;
         int parent = -1;
         if (L->designs[i].num > 0) {
-            parent = d->parent_hash ? tree_find(s->tree, d->parent_hash)
-                                    : -1;
+            parent = d->parent_hash ? tree_find(s->tree, d->parent_hash) : -1;
             if (parent < 0) {
                 snprintf(err, errlen,
                          "search %s: stored design %s has no parent in the "
@@ -736,11 +725,10 @@ static int s_rebuild_tree(search_t *s, s_load_t *L, char *err,
                 return -1;
             }
         }
-        int id = tree_add(s->tree, parent, (int)d->iteration, d->hash,
-                          d->text,
-                          d->has_inspiration_id ? (int64_t)d->inspiration_id
-                                                : -1,
-                          d->inspiration);
+        int id =
+            tree_add(s->tree, parent, (int)d->iteration, d->hash, d->text,
+                     d->has_inspiration_id ? (int64_t)d->inspiration_id : -1,
+                     d->inspiration);
         if (id != L->designs[i].num || ss_jobs_reserve(s, id) != 0) {
             snprintf(err, errlen,
                      "search %s: stored designs are not numbered in order "
@@ -800,14 +788,14 @@ int ss_resume(search_t *s, char *err, size_t errlen)
     /* Tools (no link) see everything, a resuming search the state at
      * the start of the iteration in progress. */
     L.upto = done || !s->link ? INT_MAX : s->iteration;
-    s->started_ms = fresh || !rec->started_ms ? search_now_ms()
-                                              : rec->started_ms;
+    s->started_ms =
+        fresh || !rec->started_ms ? search_now_ms() : rec->started_ms;
     if (!fresh) {
         snprintf(s->stop_reason, sizeof s->stop_reason, "%s",
                  rec->stop_reason ? rec->stop_reason : "");
         for (size_t i = 0; i < rec->n_expanded; i++) {
-            char **v = realloc(s->expanded,
-                               (size_t)(s->n_expanded + 1) * sizeof *v);
+            char **v =
+                realloc(s->expanded, (size_t)(s->n_expanded + 1) * sizeof *v);
             if (!v || !(v[s->n_expanded] = strdup(rec->expanded[i]))) {
                 if (v)
                     s->expanded = v;
@@ -827,11 +815,10 @@ int ss_resume(search_t *s, char *err, size_t errlen)
         store_scan_msg(t, STORE_EXPERIENCES, 0,
                        &nader__experience_record__descriptor, s_visit_exp,
                        &L) < 0 ||
-        store_scan_msg(t, STORE_LLM, 0,
-                       &nader__llm_exchange_record__descriptor, s_visit_llm,
-                       &L) < 0) {
-        snprintf(err, errlen, "search %s: reading the store: %s",
-                 s->cfg.name, store_txn_error(t));
+        store_scan_msg(t, STORE_LLM, 0, &nader__llm_exchange_record__descriptor,
+                       s_visit_llm, &L) < 0) {
+        snprintf(err, errlen, "search %s: reading the store: %s", s->cfg.name,
+                 store_txn_error(t));
         goto out;
     }
     store_abort(&t);
@@ -841,8 +828,7 @@ int ss_resume(search_t *s, char *err, size_t errlen)
     if (s->llm)
         llm_usage_set(s->llm, &L.usage);
     if (ss_poll(s, NULL, 0, -1) < 0) {
-        snprintf(err, errlen, "search %s: reading results failed",
-                 s->cfg.name);
+        snprintf(err, errlen, "search %s: reading results failed", s->cfg.name);
         goto out;
     }
     if (done) {

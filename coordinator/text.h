@@ -18,10 +18,10 @@
 #include <stddef.h>
 
 typedef struct text_buf {
-    char *s;          /* always NUL-terminated once anything is added */
+    char *s; /* always NUL-terminated once anything is added */
     size_t len;
     size_t cap;
-    bool failed;      /* an allocation failed; s holds what fitted */
+    bool failed; /* an allocation failed; s holds what fitted */
 } text_buf_t;
 
 void text_buf_init(text_buf_t *b);

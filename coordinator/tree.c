@@ -105,8 +105,7 @@ int tree_find(const tree_t *t, const char *hash)
     return -1;
 }
 
-void tree_set_screen(tree_t *t, int id, double acc, int64_t params,
-                     int width)
+void tree_set_screen(tree_t *t, int id, double acc, int64_t params, int width)
 {
     tree_node_t *n = tree_get(t, id);
 
@@ -182,8 +181,8 @@ int tree_best_screened(const tree_t *t)
     int best = -1;
 
     for (int i = 0; i < t->n; i++)
-        if (s_screened(&t->v[i]) && (best < 0 || s_before(&t->v[i],
-                                                           &t->v[best])))
+        if (s_screened(&t->v[i]) &&
+            (best < 0 || s_before(&t->v[i], &t->v[best])))
             best = i;
     return best;
 }
@@ -324,9 +323,8 @@ static void s_render(const tree_t *t, int id, int depth, text_buf_t *b,
     if (n->inspiration) {
         size_t len = strlen(n->inspiration);
         if (width > 0 && (int)len > width)
-            text_buf_printf(b, "  [%lld] %.*s...",
-                            (long long)n->inspiration_id, width - 3,
-                            n->inspiration);
+            text_buf_printf(b, "  [%lld] %.*s...", (long long)n->inspiration_id,
+                            width - 3, n->inspiration);
         else
             text_buf_printf(b, "  [%lld] %s", (long long)n->inspiration_id,
                             n->inspiration);
@@ -378,21 +376,19 @@ char *tree_to_json(const tree_t *t)
         json_t *o = json_pack(
             "{s:s, s:i, s:i, s:i, s:s, s:s, s:o, s:o, s:s, s:o, s:o, "
             "s:o, s:I, s:i, s:b, s:o}",
-            "name", n->name, "id", n->id, "parent", n->parent,
-            "iteration", n->iteration, "hash", n->hash, "design", n->design,
+            "name", n->name, "id", n->id, "parent", n->parent, "iteration",
+            n->iteration, "hash", n->hash, "design", n->design,
             "inspiration_id",
             n->inspiration_id >= 0 ? json_integer(n->inspiration_id)
                                    : json_null(),
             "inspiration",
-            n->inspiration ? json_string(n->inspiration) : json_null(),
-            "state",
+            n->inspiration ? json_string(n->inspiration) : json_null(), "state",
             n->state == TREE_DONE     ? "done"
             : n->state == TREE_FAILED ? "failed"
                                       : "pending",
-            "screen_acc", s_num(n->screen_acc), "full_acc",
-            s_num(n->full_acc), "seed_acc", seeds, "params",
-            (json_int_t)n->params, "width", n->width, "expanded",
-            n->expanded, "children", kids);
+            "screen_acc", s_num(n->screen_acc), "full_acc", s_num(n->full_acc),
+            "seed_acc", seeds, "params", (json_int_t)n->params, "width",
+            n->width, "expanded", n->expanded, "children", kids);
         if (o && n->reason)
             json_object_set_new(o, "reason", json_string(n->reason));
         json_array_append_new(a, o);

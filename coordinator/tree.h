@@ -28,35 +28,35 @@
 #include "text.h"
 
 typedef enum tree_state {
-    TREE_PENDING,     /* waiting for its screening result */
-    TREE_DONE,        /* screened */
-    TREE_FAILED       /* training failed or diverged */
+    TREE_PENDING, /* waiting for its screening result */
+    TREE_DONE,    /* screened */
+    TREE_FAILED   /* training failed or diverged */
 } tree_state_t;
 
 #define TREE_MAX_SEEDS 8
 
 typedef struct tree_node {
-    int id;                   /* 0 is the root; ids follow creation */
-    int parent;               /* -1 for the root */
-    int iteration;            /* made in; 0 for the root */
-    char name[48];            /* "d7" */
+    int id;        /* 0 is the root; ids follow creation */
+    int parent;    /* -1 for the root */
+    int iteration; /* made in; 0 for the root */
+    char name[48]; /* "d7" */
     char hash[33];
-    char *design;             /* the design's canonical text */
-    int64_t inspiration_id;   /* -1 for none */
-    char *inspiration;        /* NULL for the root */
+    char *design;           /* the design's canonical text */
+    int64_t inspiration_id; /* -1 for none */
+    char *inspiration;      /* NULL for the root */
     tree_state_t state;
-    char *reason;             /* why training failed, or NULL */
+    char *reason; /* why training failed, or NULL */
 
-    double screen_acc;        /* percent; NAN until known */
-    double full_acc;          /* full protocol, NAN until known */
-    int n_seeds;              /* extra seeds finished */
+    double screen_acc; /* percent; NAN until known */
+    double full_acc;   /* full protocol, NAN until known */
+    int n_seeds;       /* extra seeds finished */
     double seed_acc[TREE_MAX_SEEDS];
     int64_t params;
     int width;
 
-    bool expanded;            /* was chosen as a parent */
+    bool expanded; /* was chosen as a parent */
     int n_children;
-    int *children;            /* ids, in creation order */
+    int *children; /* ids, in creation order */
 } tree_node_t;
 
 typedef struct tree tree_t;
@@ -83,8 +83,7 @@ int tree_add(tree_t *t, int parent, int iteration, const char *hash,
 int tree_find(const tree_t *t, const char *hash);
 
 /* Record results; acc in percent. */
-void tree_set_screen(tree_t *t, int id, double acc, int64_t params,
-                     int width);
+void tree_set_screen(tree_t *t, int id, double acc, int64_t params, int width);
 void tree_set_full(tree_t *t, int id, double acc);
 void tree_add_seed(tree_t *t, int id, double acc);
 void tree_set_failed(tree_t *t, int id, const char *reason);

@@ -28,6 +28,10 @@ The script is JSON:
 A RESPONSE is an object with any of:
 
     "content": TEXT        answer with this message content
+    "rank": [PATTERN, ...] answer a Proposer's ranking: the candidates
+                           ("N: text" lines of the prompt) matching the
+                           patterns, in pattern order, then the rest,
+                           as <ranking>...</ranking> amid chatter
     "echo_block": {        answer with the first block found in the
         "replace": [[OLD, NEW], ...],     prompt, after these string
         "before": TEXT, "after": TEXT,    replacements, between chatter
@@ -74,6 +78,20 @@ def first_block(text):
                 out.append(nxt.strip())
             return "\n".join(out)
     return None
+
+
+def rank_answer(prompt, patterns):
+    """A ranking of the numbered candidates in prompt, by patterns."""
+    cands = re.findall(r"^(\d+): (.*)$", prompt.split("## Candidates")[-1],
+                       re.M)
+    order = []
+    for pat in patterns:
+        for num, text in cands:
+            if num not in order and re.search(pat, text):
+                order.append(num)
+    order += [num for num, _ in cands if num not in order]
+    return "My ranking, most promising first:\n<ranking>%s</ranking>" % (
+        ", ".join(order))
 
 
 def embed(text, dim=64):
@@ -194,7 +212,9 @@ class Handler(BaseHTTPRequestHandler):
                      "messages": msgs, "time": time.time()})
         if self.common(resp):
             return
-        if "echo_block" in resp:
+        if "rank" in resp:
+            content = rank_answer(last, resp["rank"])
+        elif "echo_block" in resp:
             spec = resp["echo_block"]
             block = first_block(whole) or ""
             for old, new in spec.get("replace", []):

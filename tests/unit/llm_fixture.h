@@ -12,10 +12,10 @@
 #define NADER_LLM_FIXTURE_H
 
 #include <signal.h>
-#include <sys/prctl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -71,9 +71,9 @@ static inline int fixture_server_start(fixture_server_t *s, const char *script)
         /* A test that dies (a failed assertion) takes its server along. */
         prctl(PR_SET_PDEATHSIG, SIGTERM);
         const char *py = getenv("PYTHON");
-        execl(py ? py : "/usr/bin/python3", "python3",
-              "tests/py/llm_server.py", "--script", s->script,
-              "--port-file", portfile, "--log", s->log, (char *)NULL);
+        execl(py ? py : "/usr/bin/python3", "python3", "tests/py/llm_server.py",
+              "--script", s->script, "--port-file", portfile, "--log", s->log,
+              (char *)NULL);
         _exit(127);
     }
     for (int i = 0; i < 400; i++) {
@@ -108,7 +108,8 @@ static inline void fixture_server_stop(fixture_server_t *s)
 }
 
 /* Lines of the request log that contain needle (all when NULL). */
-static inline int fixture_log_count(const fixture_server_t *s, const char *needle)
+static inline int fixture_log_count(const fixture_server_t *s,
+                                    const char *needle)
 {
     FILE *f = fopen(s->log, "r");
     char *line = NULL;

@@ -51,8 +51,8 @@ static void test_every_edit(void **state)
     for (int e = 0; e < DESIGNER_EDIT_COUNT; e++) {
         agent_env_t env = {.net = &net, .rng = 1234 + (uint64_t)e};
         designer_result_t r;
-        int rc = designer_apply(&env, p, (designer_edit_t)e, 40, NULL, NULL,
-                                &r, err, sizeof err);
+        int rc = designer_apply(&env, p, (designer_edit_t)e, 40, NULL, NULL, &r,
+                                err, sizeof err);
         if (rc != 0)
             fail_msg("edit %s found no valid design", designer_edit_name(e));
         assert_int_equal(r.edit, e);
@@ -66,8 +66,8 @@ static void test_every_edit(void **state)
         /* The same stream gives the same design. */
         agent_env_t env2 = {.net = &net, .rng = 1234 + (uint64_t)e};
         designer_result_t r2;
-        assert_int_equal(designer_apply(&env2, p, (designer_edit_t)e, 40,
-                                        NULL, NULL, &r2, err, sizeof err),
+        assert_int_equal(designer_apply(&env2, p, (designer_edit_t)e, 40, NULL,
+                                        NULL, &r2, err, sizeof err),
                          0);
         assert_string_equal(r.hash, r2.hash);
         designer_result_free(&r2);
@@ -88,9 +88,8 @@ static void test_random_and_give_up(void **state)
     designer_result_t r;
     int kinds[DESIGNER_EDIT_COUNT] = {0};
     for (int i = 0; i < 12; i++) {
-        assert_int_equal(designer_mutate(&env, p, 40, NULL, NULL, &r, err,
-                                         sizeof err),
-                         0);
+        assert_int_equal(
+            designer_mutate(&env, p, 40, NULL, NULL, &r, err, sizeof err), 0);
         kinds[r.edit]++;
         designer_result_free(&r);
     }
@@ -99,9 +98,9 @@ static void test_random_and_give_up(void **state)
         distinct += kinds[e] > 0;
     assert_true(distinct >= 3);
 
-    assert_int_equal(designer_mutate(&env, p, 10, s_all_known, NULL, &r, err,
-                                     sizeof err),
-                     1);
+    assert_int_equal(
+        designer_mutate(&env, p, 10, s_all_known, NULL, &r, err, sizeof err),
+        1);
     assert_null(r.design);
     assert_int_equal(r.tries, 10);
     graph_design_destroy(&p);

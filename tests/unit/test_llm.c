@@ -25,7 +25,8 @@ static double s_now(void)
 }
 
 /* A client for the server with quick retries. */
-static llm_t *s_client(const fixture_server_t *srv, void (*tweak)(llm_config_t *))
+static llm_t *s_client(const fixture_server_t *srv,
+                       void (*tweak)(llm_config_t *))
 {
     llm_config_t c;
     char err[256];
@@ -82,10 +83,13 @@ static void test_answer_usage_and_sink(void **state)
     char *ans = NULL, err[512];
     (void)state;
 
-    assert_int_equal(fixture_server_start(&srv,
-        "{\"rules\":[{\"match\":\"hello\",\"responses\":[{\"content\":"
-        "\"hi there\",\"usage\":{\"prompt_tokens\":10,"
-        "\"completion_tokens\":5}}]}]}"), 0);
+    assert_int_equal(
+        fixture_server_start(
+            &srv,
+            "{\"rules\":[{\"match\":\"hello\",\"responses\":[{\"content\":"
+            "\"hi there\",\"usage\":{\"prompt_tokens\":10,"
+            "\"completion_tokens\":5}}]}]}"),
+        0);
     llm_t *l = s_client(&srv, NULL);
     llm_set_sink(l, s_keep, &kept);
     assert_int_equal(s_ask(l, "hello model", &ans, err, sizeof err), LLM_OK);
@@ -131,11 +135,13 @@ static void test_retries_then_answer(void **state)
     (void)state;
 
     /* 500, garbage, cut-off JSON, then an answer. */
-    assert_int_equal(fixture_server_start(&srv,
-        "{\"rules\":[{\"match\":\"x\",\"responses\":["
-        "{\"status\":500},{\"raw\":\"<html>oops\"},"
-        "{\"raw\":\"{\\\"choices\\\":[{\\\"message\\\":{\\\"con\"},"
-        "{\"content\":\"fine\"}]}]}"), 0);
+    assert_int_equal(
+        fixture_server_start(
+            &srv, "{\"rules\":[{\"match\":\"x\",\"responses\":["
+                  "{\"status\":500},{\"raw\":\"<html>oops\"},"
+                  "{\"raw\":\"{\\\"choices\\\":[{\\\"message\\\":{\\\"con\"},"
+                  "{\"content\":\"fine\"}]}]}"),
+        0);
     llm_t *l = s_client(&srv, NULL);
     assert_int_equal(s_ask(l, "x", &ans, err, sizeof err), LLM_OK);
     assert_string_equal(ans, "fine");
@@ -155,9 +161,12 @@ static void test_retry_after_is_honoured(void **state)
     char *ans = NULL, err[512];
     (void)state;
 
-    assert_int_equal(fixture_server_start(&srv,
-        "{\"rules\":[{\"match\":\"x\",\"responses\":["
-        "{\"status\":429,\"retry_after\":1},{\"content\":\"ok\"}]}]}"), 0);
+    assert_int_equal(
+        fixture_server_start(
+            &srv,
+            "{\"rules\":[{\"match\":\"x\",\"responses\":["
+            "{\"status\":429,\"retry_after\":1},{\"content\":\"ok\"}]}]}"),
+        0);
     llm_t *l = s_client(&srv, NULL);
     double t0 = s_now();
     assert_int_equal(s_ask(l, "x", &ans, err, sizeof err), LLM_OK);
@@ -182,9 +191,11 @@ static void test_stall_past_timeout_is_retried(void **state)
     char *ans = NULL, err[512];
     (void)state;
 
-    assert_int_equal(fixture_server_start(&srv,
-        "{\"rules\":[{\"match\":\"x\",\"responses\":["
-        "{\"delay\":2,\"content\":\"late\"},{\"content\":\"prompt\"}]}]}"),
+    assert_int_equal(
+        fixture_server_start(
+            &srv,
+            "{\"rules\":[{\"match\":\"x\",\"responses\":["
+            "{\"delay\":2,\"content\":\"late\"},{\"content\":\"prompt\"}]}]}"),
         0);
     llm_t *l = s_client(&srv, s_short_timeout);
     assert_int_equal(s_ask(l, "x", &ans, err, sizeof err), LLM_OK);
@@ -201,12 +212,14 @@ static void test_gives_up_and_fatal_4xx(void **state)
     char *ans = NULL, err[512];
     (void)state;
 
-    assert_int_equal(fixture_server_start(&srv,
-        "{\"rules\":[{\"match\":\"always\",\"responses\":[{\"status\":503}]},"
-        "{\"match\":\"bad\",\"responses\":[{\"status\":400}]}]}"), 0);
+    assert_int_equal(
+        fixture_server_start(
+            &srv, "{\"rules\":[{\"match\":\"always\",\"responses\":[{"
+                  "\"status\":503}]},"
+                  "{\"match\":\"bad\",\"responses\":[{\"status\":400}]}]}"),
+        0);
     llm_t *l = s_client(&srv, NULL);
-    assert_int_equal(s_ask(l, "always", &ans, err, sizeof err),
-                     LLM_ERR_FAILED);
+    assert_int_equal(s_ask(l, "always", &ans, err, sizeof err), LLM_ERR_FAILED);
     assert_null(ans);
     assert_non_null(strstr(err, "HTTP 503"));
     assert_non_null(strstr(err, "4 attempts"));
@@ -231,12 +244,13 @@ static void test_estimated_usage(void **state)
     char *ans = NULL, err[512];
     (void)state;
 
-    assert_int_equal(fixture_server_start(&srv,
-        "{\"default\":{\"content\":\"abcdefgh\",\"no_usage\":true}}"), 0);
+    assert_int_equal(
+        fixture_server_start(
+            &srv, "{\"default\":{\"content\":\"abcdefgh\",\"no_usage\":true}}"),
+        0);
     llm_t *l = s_client(&srv, NULL);
     llm_set_sink(l, s_keep, &kept);
-    assert_int_equal(s_ask(l, "twelve chars", &ans, err, sizeof err),
-                     LLM_OK);
+    assert_int_equal(s_ask(l, "twelve chars", &ans, err, sizeof err), LLM_OK);
     free(ans);
     assert_int_equal(kept.n, 1);
     assert_true(kept.x[0].estimated);
@@ -264,17 +278,19 @@ static void test_caps_stop_calls(void **state)
     char *ans = NULL, err[512];
     (void)state;
 
-    assert_int_equal(fixture_server_start(&srv,
-        "{\"default\":{\"content\":\"a\",\"usage\":{\"prompt_tokens\":10,"
-        "\"completion_tokens\":5}}}"), 0);
+    assert_int_equal(
+        fixture_server_start(
+            &srv,
+            "{\"default\":{\"content\":\"a\",\"usage\":{\"prompt_tokens\":10,"
+            "\"completion_tokens\":5}}}"),
+        0);
     llm_t *l = s_client(&srv, s_token_cap);
     assert_int_equal(s_ask(l, "one", &ans, err, sizeof err), LLM_OK);
     free(ans);
     assert_int_equal(s_ask(l, "two", &ans, err, sizeof err), LLM_OK);
     free(ans);
     /* 30 tokens used, cap 20: the third call is refused. */
-    assert_int_equal(s_ask(l, "three", &ans, err, sizeof err),
-                     LLM_ERR_BUDGET);
+    assert_int_equal(s_ask(l, "three", &ans, err, sizeof err), LLM_ERR_BUDGET);
     assert_non_null(strstr(err, "token budget reached: 30 of 20"));
     assert_true(llm_budget_reached(l, err, sizeof err));
     assert_int_equal(fixture_log_count(&srv, NULL), 2);
@@ -285,8 +301,7 @@ static void test_caps_stop_calls(void **state)
     free(ans);
     assert_int_equal(s_ask(l, "two", &ans, err, sizeof err), LLM_OK);
     free(ans);
-    assert_int_equal(s_ask(l, "three", &ans, err, sizeof err),
-                     LLM_ERR_BUDGET);
+    assert_int_equal(s_ask(l, "three", &ans, err, sizeof err), LLM_ERR_BUDGET);
     assert_non_null(strstr(err, "cost budget reached"));
     llm_destroy(&l);
     fixture_server_stop(&srv);
@@ -299,9 +314,12 @@ static void test_log_and_replay(void **state)
     char *ans = NULL, err[512], path[400];
     (void)state;
 
-    assert_int_equal(fixture_server_start(&srv,
-        "{\"rules\":[{\"match\":\"same\",\"responses\":[{\"content\":\"A\"},"
-        "{\"content\":\"B\"}]}],\"default\":{\"content\":\"D\"}}"), 0);
+    assert_int_equal(
+        fixture_server_start(
+            &srv, "{\"rules\":[{\"match\":\"same\",\"responses\":[{\"content\":"
+                  "\"A\"},"
+                  "{\"content\":\"B\"}]}],\"default\":{\"content\":\"D\"}}"),
+        0);
     snprintf(path, sizeof path, "%s/exchanges.jsonl", srv.dir);
     FILE *f = fopen(path, "w");
     assert_non_null(f);
@@ -347,8 +365,7 @@ static void test_log_and_replay(void **state)
     assert_int_equal(fixture_log_count(&srv, NULL), asked);
 
     /* A broken log names its line. */
-    assert_int_equal(fixture_write(path, "{\"kind\":\"chat\"}\nnot json\n"),
-                     0);
+    assert_int_equal(fixture_write(path, "{\"kind\":\"chat\"}\nnot json\n"), 0);
     l = llm_new(&c, err, sizeof err);
     assert_int_equal(llm_memo_load_jsonl(l, path, err, sizeof err), -1);
     assert_non_null(strstr(err, ":1:"));
@@ -370,9 +387,9 @@ static void test_embeddings(void **state)
     assert_int_equal(fixture_server_start(&srv, "{}"), 0);
     llm_t *l = s_client(&srv, NULL);
     assert_true(llm_has_embeddings(l));
-    assert_int_equal(llm_embed(l, "reflector", 0, texts, 3, &v, &dim, err,
-                               sizeof err),
-                     LLM_OK);
+    assert_int_equal(
+        llm_embed(l, "reflector", 0, texts, 3, &v, &dim, err, sizeof err),
+        LLM_OK);
     assert_int_equal(dim, 64);
     double n0 = 0, d01 = 0, d02 = 0;
     for (int k = 0; k < dim; k++) {
@@ -391,13 +408,13 @@ static void test_embeddings(void **state)
     /* An endpoint without embeddings: refused once, never asked again. */
     assert_int_equal(fixture_server_start(&srv, "{\"embeddings\":false}"), 0);
     l = s_client(&srv, NULL);
-    assert_int_equal(llm_embed(l, "reflector", 0, texts, 1, &v, &dim, err,
-                               sizeof err),
-                     LLM_ERR_NO_EMBED);
+    assert_int_equal(
+        llm_embed(l, "reflector", 0, texts, 1, &v, &dim, err, sizeof err),
+        LLM_ERR_NO_EMBED);
     assert_false(llm_has_embeddings(l));
-    assert_int_equal(llm_embed(l, "reflector", 0, texts, 1, &v, &dim, err,
-                               sizeof err),
-                     LLM_ERR_NO_EMBED);
+    assert_int_equal(
+        llm_embed(l, "reflector", 0, texts, 1, &v, &dim, err, sizeof err),
+        LLM_ERR_NO_EMBED);
     assert_int_equal(fixture_log_count(&srv, NULL), 1);
     llm_destroy(&l);
     fixture_server_stop(&srv);
@@ -427,9 +444,12 @@ static void test_in_flight_limit_and_key(void **state)
     (void)state;
 
     setenv("NADER_TEST_LLM_KEY", "sk-test-secret-123", 1);
-    assert_int_equal(fixture_server_start(&srv,
-        "{\"rules\":[{\"match\":\"slow\",\"responses\":[{\"delay\":0.3,"
-        "\"content\":\"done\"}]}]}"), 0);
+    assert_int_equal(
+        fixture_server_start(
+            &srv,
+            "{\"rules\":[{\"match\":\"slow\",\"responses\":[{\"delay\":0.3,"
+            "\"content\":\"done\"}]}]}"),
+        0);
     llm_t *l = s_client(&srv, s_two_in_flight);
     llm_set_sink(l, s_keep, &kept);
     for (int i = 0; i < 4; i++)
@@ -444,8 +464,7 @@ static void test_in_flight_limit_and_key(void **state)
     assert_int_equal(fixture_log_count(&srv, "\"inflight\": 3"), 0);
     assert_int_equal(fixture_log_count(&srv, "\"inflight\": 4"), 0);
     /* The key went over the wire, and nowhere else. */
-    assert_int_equal(fixture_log_count(&srv, "Bearer sk-test-secret-123"),
-                     4);
+    assert_int_equal(fixture_log_count(&srv, "Bearer sk-test-secret-123"), 4);
     assert_int_equal(kept.n, 4);
     for (int i = 0; i < kept.n; i++) {
         char *j = llm_exchange_to_json(&kept.x[i]);
@@ -473,8 +492,10 @@ static void test_cancel(void **state)
     char *ans = NULL, err[256];
     (void)state;
 
-    assert_int_equal(fixture_server_start(&srv,
-        "{\"default\":{\"delay\":4,\"content\":\"slow\"}}"), 0);
+    assert_int_equal(
+        fixture_server_start(
+            &srv, "{\"default\":{\"delay\":4,\"content\":\"slow\"}}"),
+        0);
     llm_t *l = s_client(&srv, NULL);
     pthread_create(&th, NULL, s_cancel_later, l);
     double t0 = s_now();

@@ -102,15 +102,18 @@ static void s_setup(fix_t *f, const char *script)
     f->llm = llm_new(&c, err, sizeof err);
     f->pr = prompts_new(NULL, err, sizeof err);
     assert_int_equal(net_config_default(&f->net, "cifar10"), 0);
-    f->env = (agent_env_t){.llm = f->llm, .prompts = f->pr, .net = &f->net,
-                           .dataset = "cifar10", .iteration = 2};
+    f->env = (agent_env_t){.llm = f->llm,
+                           .prompts = f->pr,
+                           .net = &f->net,
+                           .dataset = "cifar10",
+                           .iteration = 2};
     char *text = text_file_read("examples/blocks/resnet_basic.txt", 0, &len,
                                 err, sizeof err);
     assert_non_null(text);
     graph_errors_init(&errs);
-    assert_int_equal(graph_design_parse(text, len, "resnet_basic.txt",
-                                        &f->parent, &errs),
-                     0);
+    assert_int_equal(
+        graph_design_parse(text, len, "resnet_basic.txt", &f->parent, &errs),
+        0);
     graph_errors_free(&errs);
     free(text);
     modifier_config_default(&f->cfg);
@@ -137,8 +140,8 @@ static void test_chatter_and_fences(void **state)
                 "\"responses\":[{\"echo_block\":{\"replace\":[[\"7:ReLU\","
                 "\"7:GELU\"]],\"before\":\"Let me think step by step.\\n\","
                 "\"after\":\"\\nThis keeps the channels.\"}}]}]}");
-    assert_int_equal(modifier_apply(&f.cfg, &f.env, f.parent, "Use GELU.",
-                                    "", NULL, NULL, &r, err, sizeof err),
+    assert_int_equal(modifier_apply(&f.cfg, &f.env, f.parent, "Use GELU.", "",
+                                    NULL, NULL, &r, err, sizeof err),
                      0);
     assert_int_equal(r.status, MODIFY_OK);
     assert_int_equal(r.answers, 1);
@@ -260,8 +263,8 @@ static void test_new_stem_and_downsample(void **state)
                 "{\"match\":\"carries out\",\"responses\":[{\"echo_block\":"
                 "{\"replace\":[[\"7:ReLU\",\"7:GELU\"]]}}]}]}");
     f.cfg.stem_always = true;
-    assert_int_equal(modifier_apply(&f.cfg, &f.env, f.parent, "GELU", "",
-                                    NULL, NULL, &r, err, sizeof err),
+    assert_int_equal(modifier_apply(&f.cfg, &f.env, f.parent, "GELU", "", NULL,
+                                    NULL, &r, err, sizeof err),
                      0);
     assert_int_equal(r.status, MODIFY_OK);
     assert_true(r.stem_new);

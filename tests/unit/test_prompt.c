@@ -28,8 +28,7 @@ static const struct {
     {"read", {"source", "count", "text"}},
     {"reflect_dev", {"format", "error", "block"}},
     {"reflect_res",
-     {"dataset", "parent_acc", "child_acc", "parent", "inspiration",
-      "child"}},
+     {"dataset", "parent_acc", "child_acc", "parent", "inspiration", "child"}},
     {"experience_dev", {"lessons"}},
     {"experience_res", {"lessons"}},
     {"experience_ok", {"lessons"}},
@@ -100,9 +99,8 @@ static void test_format_lists_the_op_table(void **state)
         assert_non_null(strstr(f, line));
         assert_non_null(strstr(f, op->summary));
     }
-    assert_non_null(
-        strstr(f, "- Conv2d(out_channels, kernel_size, stride=1, "
-                  "dilation=1, groups=1): "));
+    assert_non_null(strstr(f, "- Conv2d(out_channels, kernel_size, stride=1, "
+                              "dilation=1, groups=1): "));
     assert_non_null(strstr(f, "inputs in order"));
     assert_non_null(strstr(f, "`input`"));
     assert_null(strstr(f, "{{"));

@@ -19,24 +19,23 @@ static void test_parse_ranking(void **state)
     int o[4];
     (void)state;
 
-    assert_int_equal(proposer_parse_ranking(
-                         "I think 3x3 is key.\n<ranking>3, 1, 4, 2</ranking>",
-                         4, o),
-                     4);
+    assert_int_equal(
+        proposer_parse_ranking(
+            "I think 3x3 is key.\n<ranking>3, 1, 4, 2</ranking>", 4, o),
+        4);
     assert_int_equal(o[0], 2);
     assert_int_equal(o[3], 1);
     /* Repeats and numbers out of range are dropped; the rest follow. */
-    assert_int_equal(proposer_parse_ranking("<ranking>2,2,9,0,4</ranking>",
-                                            4, o),
-                     2);
+    assert_int_equal(
+        proposer_parse_ranking("<ranking>2,2,9,0,4</ranking>", 4, o), 2);
     int want[] = {1, 3, 0, 2};
     assert_memory_equal(o, want, sizeof want);
     /* No tags: the last bare list of numbers. */
-    assert_int_equal(proposer_parse_ranking(
-                         "Candidate 1 uses 3 convs.\nRanking: 4 > 1 > 3\n"
-                         "2, 3\nDone.",
-                         4, o),
-                     2);
+    assert_int_equal(
+        proposer_parse_ranking("Candidate 1 uses 3 convs.\nRanking: 4 > 1 > 3\n"
+                               "2, 3\nDone.",
+                               4, o),
+        2);
     assert_int_equal(o[0], 1);
     assert_int_equal(o[1], 2);
     /* Garbage: nothing ranked, the sampled order stays. */
@@ -74,8 +73,11 @@ static void s_setup(fix_t *f, const char *script)
         snprintf(t, sizeof t, "Idea number %d", i + 1);
         insp_list_add(&f->l, 0, t, "test", NULL, NULL);
     }
-    f->env = (agent_env_t){.llm = f->llm, .prompts = f->pr,
-                           .dataset = "cifar10", .iteration = 1, .rng = 42};
+    f->env = (agent_env_t){.llm = f->llm,
+                           .prompts = f->pr,
+                           .dataset = "cifar10",
+                           .iteration = 1,
+                           .rng = 42};
     int r = tree_add(f->tree, -1, 0, "h0", "##root##", -1, NULL);
     tree_set_screen(f->tree, r, 80.0, 100, 16);
 }
@@ -104,8 +106,8 @@ static void test_rank_and_fallbacks(void **state)
                 "{\"status\":500}]}]}");
     proposer_config_default(&cfg);
     cfg.candidates = 4;
-    assert_int_equal(proposer_propose(&cfg, &f.env, f.tree, &f.l, NULL, NULL, &p,
-                                      err, sizeof err),
+    assert_int_equal(proposer_propose(&cfg, &f.env, f.tree, &f.l, NULL, NULL,
+                                      &p, err, sizeof err),
                      0);
     assert_int_equal(p.n, 4);
     assert_int_equal(p.v[0].parent, 0);
@@ -118,8 +120,8 @@ static void test_rank_and_fallbacks(void **state)
 
     /* Same stream again, an unreadable answer: the sampled order. */
     f.env.rng = 42;
-    assert_int_equal(proposer_propose(&cfg, &f.env, f.tree, &f.l, NULL, NULL, &p,
-                                      err, sizeof err),
+    assert_int_equal(proposer_propose(&cfg, &f.env, f.tree, &f.l, NULL, NULL,
+                                      &p, err, sizeof err),
                      0);
     assert_int_equal(p.n, 4);
     assert_non_null(strstr(p.note, "ranking unreadable"));
@@ -129,8 +131,8 @@ static void test_rank_and_fallbacks(void **state)
     proposals_free(&p);
 
     /* A failing endpoint is not fatal either. */
-    assert_int_equal(proposer_propose(&cfg, &f.env, f.tree, &f.l, NULL, NULL, &p,
-                                      err, sizeof err),
+    assert_int_equal(proposer_propose(&cfg, &f.env, f.tree, &f.l, NULL, NULL,
+                                      &p, err, sizeof err),
                      0);
     assert_int_equal(p.n, 4);
     assert_non_null(strstr(p.note, "ranking failed"));
@@ -139,8 +141,8 @@ static void test_rank_and_fallbacks(void **state)
     /* Random proposer: no call at all. */
     int before = fixture_log_count(&f.srv, NULL);
     cfg.rank = false;
-    assert_int_equal(proposer_propose(&cfg, &f.env, f.tree, &f.l, NULL, NULL, &p,
-                                      err, sizeof err),
+    assert_int_equal(proposer_propose(&cfg, &f.env, f.tree, &f.l, NULL, NULL,
+                                      &p, err, sizeof err),
                      0);
     assert_int_equal(p.n, 4);
     assert_int_equal(fixture_log_count(&f.srv, NULL), before);
@@ -166,8 +168,8 @@ static void test_unused_only_and_modes(void **state)
     int b = tree_add(f.tree, 0, 1, "h2", "##b##", 2, "Idea number 2");
     tree_set_screen(f.tree, a, 85.0, 100, 16);
     tree_set_screen(f.tree, b, 90.0, 100, 16);
-    assert_int_equal(proposer_propose(&cfg, &f.env, f.tree, &f.l, NULL, NULL, &p,
-                                      err, sizeof err),
+    assert_int_equal(proposer_propose(&cfg, &f.env, f.tree, &f.l, NULL, NULL,
+                                      &p, err, sizeof err),
                      0);
     /* dfs: best improving child d2; idea 2 is on its path. */
     assert_int_equal(p.v[0].parent, b);
@@ -178,8 +180,8 @@ static void test_unused_only_and_modes(void **state)
 
     cfg.parent = PROPOSER_PARENT_BEST;
     tree_get(f.tree, b)->expanded = true;
-    assert_int_equal(proposer_propose(&cfg, &f.env, f.tree, &f.l, NULL, NULL, &p,
-                                      err, sizeof err),
+    assert_int_equal(proposer_propose(&cfg, &f.env, f.tree, &f.l, NULL, NULL,
+                                      &p, err, sizeof err),
                      0);
     assert_int_equal(p.v[0].parent, a);
     proposals_free(&p);
@@ -205,21 +207,20 @@ static void test_llm_chooses_pairs(void **state)
     tree_get(f.tree, 0)->expanded = true;
     int a = tree_add(f.tree, 0, 1, "h1", "##a##", 1, "Idea number 1");
     tree_set_screen(f.tree, a, 85.0, 100, 16);
-    assert_int_equal(proposer_propose(&cfg, &f.env, f.tree, &f.l, NULL, NULL, &p,
-                                      err, sizeof err),
+    assert_int_equal(proposer_propose(&cfg, &f.env, f.tree, &f.l, NULL, NULL,
+                                      &p, err, sizeof err),
                      0);
     /* d9 does not exist, 7 is out of range, one pick is repeated. */
     assert_int_equal(p.n, 2);
     assert_int_equal(p.v[0].parent, a);
     assert_int_equal(p.v[1].parent, 0);
     assert_true(p.v[0].insp_id != 1);
-    assert_int_equal(fixture_log_count(&f.srv, "Cells of the best designs"),
-                     1);
+    assert_int_equal(fixture_log_count(&f.srv, "Cells of the best designs"), 1);
     proposals_free(&p);
 
     /* No usable pick: depth-first parent, and a ranking call. */
-    assert_int_equal(proposer_propose(&cfg, &f.env, f.tree, &f.l, NULL, NULL, &p,
-                                      err, sizeof err),
+    assert_int_equal(proposer_propose(&cfg, &f.env, f.tree, &f.l, NULL, NULL,
+                                      &p, err, sizeof err),
                      0);
     assert_int_equal(p.v[0].parent, a);
     assert_true(p.n > 0);
@@ -243,8 +244,8 @@ static void test_no_reader_invents(void **state)
                 "\"<ranking>2,1</ranking>\"}]}]}");
     proposer_config_default(&cfg);
     cfg.invent = 2;
-    assert_int_equal(proposer_propose(&cfg, &f.env, f.tree, &f.l, NULL, NULL, &p,
-                                      err, sizeof err),
+    assert_int_equal(proposer_propose(&cfg, &f.env, f.tree, &f.l, NULL, NULL,
+                                      &p, err, sizeof err),
                      0);
     /* "Idea number 1" already exists (id 1); it is reused. */
     assert_int_equal(p.n, 2);
@@ -277,8 +278,8 @@ static void test_budget_is_fatal(void **state)
     llm_usage_set(f.llm, &u);
     f.env.llm = f.llm;
     proposer_config_default(&cfg);
-    assert_int_equal(proposer_propose(&cfg, &f.env, f.tree, &f.l, NULL, NULL, &p,
-                                      err, sizeof err),
+    assert_int_equal(proposer_propose(&cfg, &f.env, f.tree, &f.l, NULL, NULL,
+                                      &p, err, sizeof err),
                      LLM_ERR_BUDGET);
     assert_non_null(strstr(err, "token budget"));
     proposals_free(&p);

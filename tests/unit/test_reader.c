@@ -68,9 +68,9 @@ static void test_import_layouts(void **state)
     fixture_write(path, js);
     json_t *a = json_loads(js, 0, NULL);
     assert_int_equal(json_array_size(a), 5);
-    assert_string_equal(json_string_value(json_object_get(
-                            json_array_get(a, 0), "inspiration")),
-                        "Use a depthwise convolution.");
+    assert_string_equal(
+        json_string_value(json_object_get(json_array_get(a, 0), "inspiration")),
+        "Use a depthwise convolution.");
     json_decref(a);
     free(js);
     insp_list_t again;
@@ -121,9 +121,8 @@ static void test_read_paper(void **state)
     paper[sizeof paper - 1] = '\0';
     fixture_write(path, paper);
     insp_list_init(&l);
-    assert_int_equal(reader_read(&env, path, 1600, 0, 3, &l, &rep, err,
-                                 sizeof err),
-                     0);
+    assert_int_equal(
+        reader_read(&env, path, 1600, 0, 3, &l, &rep, err, sizeof err), 0);
     assert_int_equal(rep.chunks, 2);
     assert_int_equal(rep.added, 1);
     assert_int_equal(rep.too_long, 1);
@@ -135,9 +134,8 @@ static void test_read_paper(void **state)
 
     snprintf(path, sizeof path, "%s/paper.pdf", srv.dir);
     fixture_write(path, "%PDF-1.5 binary");
-    assert_int_equal(reader_read(&env, path, 1600, 0, 3, &l, &rep, err,
-                                 sizeof err),
-                     -1);
+    assert_int_equal(
+        reader_read(&env, path, 1600, 0, 3, &l, &rep, err, sizeof err), -1);
     assert_non_null(strstr(err, "pdftotext"));
     insp_list_free(&l);
     prompts_destroy(&pr);

@@ -20,8 +20,8 @@ static void test_parse_lesson(void **state)
         "The Add got shapes (B,C,H,W) and (B,2C,H,W).\n"
         "<tip>  Check that   both inputs of Add have the same channels.</tip>",
         "tip");
-    assert_string_equal(s,
-                        "Check that both inputs of Add have the same channels.");
+    assert_string_equal(
+        s, "Check that both inputs of Add have the same channels.");
     free(s);
     s = reflector_parse_lesson("Reasoning...\n\nKeep the residual path.\n\n",
                                "suggestion");
@@ -96,16 +96,18 @@ static void test_lessons_by_words(void **state)
      * resembles losses. */
     insp_list_t l;
     insp_list_init(&l);
-    int64_t a = insp_list_add(&l, 0, "Use layer normalisation after the "
-                              "convolution", NULL, NULL, NULL);
-    int64_t b = insp_list_add(&l, 0, "Put an excitation gate on the "
-                              "residual branch", NULL, NULL, NULL);
-    int64_t c = insp_list_add(&l, 0, "Try dilated kernels", NULL, NULL,
-                              NULL);
+    int64_t a = insp_list_add(&l, 0,
+                              "Use layer normalisation after the "
+                              "convolution",
+                              NULL, NULL, NULL);
+    int64_t b = insp_list_add(&l, 0,
+                              "Put an excitation gate on the "
+                              "residual branch",
+                              NULL, NULL, NULL);
+    int64_t c = insp_list_add(&l, 0, "Try dilated kernels", NULL, NULL, NULL);
     int64_t cand[] = {a, b, c}, out[3];
     env.rng = 7;
-    assert_int_equal(reflector_guided_sample(r, &env, &l, cand, 3, 2, out),
-                     2);
+    assert_int_equal(reflector_guided_sample(r, &env, &l, cand, 3, 2, out), 2);
     assert_int_equal(out[0], b);
     assert_int_equal(out[1], c);
     insp_list_free(&l);
@@ -119,13 +121,16 @@ static void test_reflection_calls(void **state)
     char err[512];
     (void)state;
 
-    assert_int_equal(fixture_server_start(&srv,
-        "{\"rules\":["
-        "{\"match\":\"validator said\",\"responses\":["
-        "{\"content\":\"Because.\\n<tip>Give Add inputs of equal shape."
-        "</tip>\"},{\"status\":400}]},"
-        "{\"match\":\"accuracy of the\",\"responses\":["
-        "{\"content\":\"Hmm.\\nAvoid normalising twice.\"}]}]}"), 0);
+    assert_int_equal(
+        fixture_server_start(
+            &srv,
+            "{\"rules\":["
+            "{\"match\":\"validator said\",\"responses\":["
+            "{\"content\":\"Because.\\n<tip>Give Add inputs of equal shape."
+            "</tip>\"},{\"status\":400}]},"
+            "{\"match\":\"accuracy of the\",\"responses\":["
+            "{\"content\":\"Hmm.\\nAvoid normalising twice.\"}]}]}"),
+        0);
     llm_config_t c;
     llm_config_default(&c);
     c.base_url = srv.url;
@@ -134,14 +139,14 @@ static void test_reflection_calls(void **state)
     c.retries = 0;
     llm_t *llm = llm_new(&c, err, sizeof err);
     prompts_t *pr = prompts_new(NULL, err, sizeof err);
-    agent_env_t env = {.llm = llm, .prompts = pr, .dataset = "cifar10",
-                       .iteration = 3};
+    agent_env_t env = {
+        .llm = llm, .prompts = pr, .dataset = "cifar10", .iteration = 3};
     reflector_t *r = reflector_new();
     int rc;
 
     const experience_t *x = reflector_development(
-        r, &env, "##b##\n0:input\n", "cell: no output node", 5,
-        "an idea", &rc, err, sizeof err);
+        r, &env, "##b##\n0:input\n", "cell: no output node", 5, "an idea", &rc,
+        err, sizeof err);
     assert_int_equal(rc, LLM_OK);
     assert_string_equal(x->text, "Give Add inputs of equal shape.");
     assert_string_equal(x->error, "cell: no output node");
@@ -161,8 +166,7 @@ static void test_reflection_calls(void **state)
     assert_string_equal(x->text, "Avoid normalising twice.");
     assert_true(x->delta < -2.49 && x->delta > -2.51);
     assert_string_equal(x->hash, "ch");
-    assert_int_equal(fixture_log_count(&srv, "fell from 91.00% to 88.50%"),
-                     1);
+    assert_int_equal(fixture_log_count(&srv, "fell from 91.00% to 88.50%"), 1);
 
     /* Retrieval with embeddings: one batched request for the
      * experiences, one for the query. */

@@ -37,15 +37,15 @@ static void test_dfs_follows_improvements(void **state)
     tree_t *t = tree_new();
 
     int r = s_add(t, -1, 90.0, -1);
-    assert_int_equal(tree_select_dfs(t), r);       /* root unexpanded */
+    assert_int_equal(tree_select_dfs(t), r); /* root unexpanded */
     tree_get(t, r)->expanded = true;
-    int a = s_add(t, r, 91.0, 1);                  /* beats root */
-    int b = s_add(t, r, 89.0, 2);                  /* worse */
-    int c = s_add(t, r, 92.0, 3);                  /* best child */
+    int a = s_add(t, r, 91.0, 1); /* beats root */
+    int b = s_add(t, r, 89.0, 2); /* worse */
+    int c = s_add(t, r, 92.0, 3); /* best child */
     (void)b;
     assert_int_equal(tree_select_dfs(t), c);
     tree_get(t, c)->expanded = true;
-    int c1 = s_add(t, c, 91.5, 4);                 /* worse than c */
+    int c1 = s_add(t, c, 91.5, 4); /* worse than c */
     (void)c1;
     /* c's only child is worse: back up to a, the next improving child. */
     assert_int_equal(tree_select_dfs(t), a);
@@ -69,7 +69,7 @@ static void test_pending_and_failed_are_not_chosen(void **state)
     (void)state;
     tree_t *t = tree_new();
     int r = s_add(t, -1, NAN, -1);
-    assert_int_equal(tree_select_dfs(t), -1);       /* root not screened */
+    assert_int_equal(tree_select_dfs(t), -1); /* root not screened */
     tree_set_screen(t, r, 50.0, 10, 8);
     tree_get(t, r)->expanded = true;
     int p = s_add(t, r, NAN, 1);
@@ -89,7 +89,7 @@ static void test_ranking_and_best(void **state)
     int r = s_add(t, -1, 80.0, -1);
     int a = s_add(t, r, 85.0, 1);
     int b = s_add(t, r, 83.0, 2);
-    int c = s_add(t, r, 85.0, 3);                   /* tie with a */
+    int c = s_add(t, r, 85.0, 3); /* tie with a */
     int ids[8];
     assert_int_equal(tree_ranked(t, ids, 8), 4);
     assert_int_equal(ids[0], a);
@@ -116,9 +116,9 @@ static void test_inspirations_on_path(void **state)
     int a = s_add(t, r, 85.0, 7);
     int a1 = s_add(t, a, 86.0, 9);
     (void)a1;
-    assert_true(tree_inspiration_used(t, a, 7));    /* on the path */
-    assert_true(tree_inspiration_used(t, a, 9));    /* a child has it */
-    assert_true(tree_inspiration_used(t, r, 7));    /* a child has it */
+    assert_true(tree_inspiration_used(t, a, 7)); /* on the path */
+    assert_true(tree_inspiration_used(t, a, 9)); /* a child has it */
+    assert_true(tree_inspiration_used(t, r, 7)); /* a child has it */
     assert_false(tree_inspiration_used(t, r, 9));
     assert_false(tree_inspiration_used(t, a, 3));
     assert_int_equal(tree_find(t, tree_get(t, a)->hash), a);
@@ -155,8 +155,8 @@ static void test_render_and_json(void **state)
     assert_int_equal(json_array_size(o), 3);
     json_t *n1 = json_array_get(o, 1);
     assert_int_equal(json_integer_value(json_object_get(n1, "parent")), 0);
-    assert_true(fabs(json_real_value(json_object_get(n1, "screen_acc")) -
-                     85.5) < 1e-9);
+    assert_true(
+        fabs(json_real_value(json_object_get(n1, "screen_acc")) - 85.5) < 1e-9);
     assert_true(json_is_null(json_object_get(n1, "full_acc")));
     assert_string_equal(
         json_string_value(json_object_get(json_array_get(o, 2), "state")),
