@@ -13,7 +13,10 @@ in every skeleton that takes it:
     module with the weights from `nader export --weights` give the same
     logits on the same batch of 5 images within 1e-4 - batch 5 because
     the exporter learns batch-dependent sizes from batches 2 and 3;
-  - two designs (one per skeleton) are also compared at the budget width.
+  - two designs (one per skeleton) are also compared at the budget width;
+  - weights from a real `nader train --save-weights` run (1 epoch on the
+    generated colours data) exported with --weights-from give the
+    engine's logits too.
 
 And the other formats and the error paths: block text round-trips to the
 same hash, DOT names every node and edge, weights of another design are
@@ -189,6 +192,42 @@ class Export(unittest.TestCase):
                 with self.subTest(design=rel):
                     self.compare(rel, sk, ds, width,
                                  "budget_" + os.path.basename(rel)[:-4])
+
+    def test_trained_weights_from_nader_train(self):
+        """Weights `nader train --save-weights` wrote (a real training run
+        on the generated colours data) give the engine's logits."""
+        data = os.path.join(self.tmp, "colours")
+        run([sys.executable, os.path.join(HERE, "fixtures",
+                                          "make_colours.py"), data])
+        rel = "examples/blocks/se_residual.txt"
+        trained = os.path.join(self.tmp, "trained.st")
+        p = run([NADER, "train", rel, "--dataset", "cifar10", "--data",
+                 data, "--epochs", "1", "--width", "4", "--cells", "1",
+                 "--batch", "32", "--threads", "1", "--quiet",
+                 "--save-weights", trained])
+        xpath, x = self.inputs[32]
+        ypath = os.path.join(self.tmp, "trained.y.st")
+        run([NET_FORWARD, rel, "--width", "4", "--cells", "1", "--input",
+             xpath, "--out", ypath, "--weights", trained, "--warmup", "0"])
+        epath = os.path.join(self.tmp, "trained.export.st")
+        mod = load_module(self.export(rel, "nb201", "cifar10", "trained",
+                                      ["--width", "4", "--cells", "1",
+                                       "--weights", epath,
+                                       "--weights-from", trained]))
+        net = mod.Network()
+        mod.load_safetensors(net, epath)
+        net.eval()
+        with torch.no_grad():
+            y = net(x).numpy()
+        ref = st_numpy.load(ypath)[0]["logits"]
+        diff = float(np.abs(y - ref).max())
+        Export.max_diff = max(Export.max_diff, diff)
+        Export.compared += 1
+        self.assertLessEqual(diff, TOL)
+        # The weights are trained ones: BN statistics have moved.
+        var = [v for k, v in net.state_dict().items()
+               if k.endswith("running_var")]
+        self.assertTrue(any(bool((v != 1).any()) for v in var), p.stdout)
 
     def test_block_roundtrip_and_dot(self):
         for rel, sk, ds, _, _ in self.cases:

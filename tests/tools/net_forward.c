@@ -6,6 +6,7 @@
  *   net_forward FILE --input X.st --out Y.st [--save-weights W.st]
  *               [--skeleton S] [--dataset D] [--width N] [--cells N]
  *               [--budget N] [--seed N] [--warmup K] [--device D]
+ *               [--weights W.st]
  *
  * The network is initialised from --seed, its BN and LN scales and
  * shifts are then drawn away from 1 and 0 (so a swapped pair would
@@ -13,7 +14,9 @@
  * BN running statistics away from their initial values.  Then the batch
  * "x" of X.st (B, C, H, W) goes through in evaluation mode and its
  * logits are written to Y.st as "logits"; the weights, as the engine
- * saves them, to W.st.  Exit 0 on success, 1 when the design is invalid
+ * saves them, to W.st.  With --weights the network starts from that file
+ * instead (trained weights, e.g. from `nader train --save-weights`) and
+ * is not perturbed.  Exit 0 on success, 1 when the design is invalid
  * or the engine fails (message on stderr), 2 on bad usage.
  */
 #include <stdio.h>
@@ -27,6 +30,7 @@
 
 typedef struct opts {
     const char *file, *input, *out, *save, *skeleton, *dataset, *device;
+    const char *weights;
     int width, cells, warmup;
     long long budget;
     unsigned long long seed;
@@ -54,6 +58,8 @@ static int s_parse(int argc, char **argv, opts_t *o)
             o->out = v;
         else if (strcmp(a, "--save-weights") == 0)
             o->save = v;
+        else if (strcmp(a, "--weights") == 0)
+            o->weights = v;
         else if (strcmp(a, "--skeleton") == 0)
             o->skeleton = v;
         else if (strcmp(a, "--dataset") == 0)
@@ -147,7 +153,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: net_forward FILE --input X.st --out Y.st "
                 "[--save-weights W.st] [--skeleton S] [--dataset D] "
                 "[--width N] [--cells N] [--budget N] [--seed N] "
-                "[--warmup K] [--device D]\n");
+                "[--warmup K] [--device D] [--weights W.st]\n");
         return 2;
     }
     graph_errors_init(&errs);
@@ -181,7 +187,19 @@ int main(int argc, char **argv)
         fprintf(stderr, "net_forward: %s\n", err);
         goto out;
     }
-    s_perturb(nw, be, o.seed ^ 0x5eedULL);
+    if (o.weights) {
+        safetensors_t *w = NULL;
+        int wrc = safetensors_load(o.weights, &w, err, sizeof err);
+        if (wrc == 0)
+            wrc = network_weights_load(nw, w, false, err, sizeof err);
+        safetensors_destroy(&w);
+        if (wrc != 0) {
+            fprintf(stderr, "net_forward: %s\n", err);
+            goto out;
+        }
+    } else {
+        s_perturb(nw, be, o.seed ^ 0x5eedULL);
+    }
     hx = malloc(n_in * sizeof *hx);
     hy = malloc((size_t)batch * (size_t)classes * sizeof *hy);
     dx = be->vt->alloc(be, n_in * sizeof *dx);
