@@ -24,7 +24,7 @@ OPT ?= -O2
 SAN ?=
 
 PKGS := libzmq libczmq libprotobuf-c lmdb jansson yaml-0.1 libcurl \
-        libsodium openblas
+        libsodium openblas libmicrohttpd
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
@@ -87,6 +87,8 @@ LIB_OBJ += $(BUILD)/obj/gen/prompts.o
 endif
 
 CLI_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard cli/*.c))
+# Pages compiled into nader as C strings: cli/NAME_page.html -> NAME_page.h
+PAGES := $(patsubst cli/%.html,$(BUILD)/gen/%.h,$(wildcard cli/*_page.html))
 BINS := $(BUILD)/nader
 ifneq ($(wildcard coordinator/main.c),)
 BINS += $(BUILD)/nader-coordinator
@@ -116,6 +118,12 @@ $(BUILD)/gen/%.pb-c.c $(BUILD)/gen/%.pb-c.h: proto/%.proto
 $(BUILD)/gen/prompts.c: $(PROMPT_TXT) prompts/embed.sh
 	@mkdir -p $(dir $@)
 	sh prompts/embed.sh $(PROMPT_TXT) > $@.tmp && mv $@.tmp $@
+
+$(BUILD)/gen/%_page.h: cli/%_page.html
+	@mkdir -p $(dir $@)
+	sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/^/"/' -e 's/$$/\\n"/' \
+	  $< >$@.tmp && mv $@.tmp $@
+$(CLI_OBJ): $(PAGES)
 
 $(BUILD)/obj/gen/%.o: $(BUILD)/gen/%.c
 	@mkdir -p $(dir $@)
@@ -244,8 +252,9 @@ format:
 DEB_PACKAGES := build-essential pkg-config clang libclang-rt-14-dev \
   libzmq3-dev libczmq-dev libprotobuf-c-dev protobuf-c-compiler \
   liblmdb-dev lmdb-utils libjansson-dev libyaml-dev libcmocka-dev \
-  libopenblas-dev libcurl4-openssl-dev libsodium-dev \
-  python3 python3-numpy python3-torch python3-sklearn python3-yaml
+  libopenblas-dev libcurl4-openssl-dev libsodium-dev libmicrohttpd-dev \
+  python3 python3-numpy python3-torch python3-sklearn python3-yaml \
+  curl chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 deps:
 	$(SUDO) apt-get update

@@ -28,6 +28,7 @@ static int s_check_endpoint(const void *v, char *err, size_t errlen);
 static int s_check_endpoint_or_empty(const void *v, char *err,
                                      size_t errlen);
 static int s_check_log_level(const void *v, char *err, size_t errlen);
+static int s_check_host_port(const void *v, char *err, size_t errlen);
 static int s_check_dataset(const void *v, char *err, size_t errlen);
 static int s_check_skeleton(const void *v, char *err, size_t errlen);
 static int s_check_parent(const void *v, char *err, size_t errlen);
@@ -62,6 +63,18 @@ static const config_key_t s_keys[] = {
      1024, 1073741824.0, NULL, false,
      "Largest request accepted on the status sockets; a bigger one "
      "closes the connection."},
+    {"metrics.enabled", CONFIG_BOOL, OFF(metrics_enabled), "false",
+     NO_LIMIT, NULL, false,
+     "Serve Prometheus metrics over HTTP at http://METRICS.ADDRESS/metrics: "
+     "workers and devices, jobs by state, queue length, training images "
+     "per second, LLM requests, tokens and cost, best validation accuracy "
+     "so far. Off by default."},
+    {"metrics.address", CONFIG_STRING, OFF(metrics_address),
+     "127.0.0.1:9467", NO_LIMIT, s_check_host_port, false,
+     "HOST:PORT the metrics server listens on; 0.0.0.0:9467 lets a "
+     "Prometheus on another machine scrape it (the figures need no key, "
+     "so expose them only where they may be read). Port 0 takes a free "
+     "one, which is logged."},
     {"heartbeat.interval", CONFIG_MS, OFF(heartbeat_interval_ms), "1s", 10,
      3600000, NULL, false,
      "How often the coordinator and each worker send each other a "
@@ -367,6 +380,23 @@ static int s_check_endpoint_or_empty(const void *v, char *err,
     if (!s || !*s)
         return 0;
     return s_check_endpoint(v, err, errlen);
+}
+
+static int s_check_host_port(const void *v, char *err, size_t errlen)
+{
+    const char *s = *(char *const *)v, *colon;
+    char *end;
+    long port;
+
+    colon = s ? strrchr(s, ':') : NULL;
+    if (colon && colon > s) {
+        port = strtol(colon + 1, &end, 10);
+        if (colon[1] && !*end && port >= 0 && port <= 65535)
+            return 0;
+    }
+    snprintf(err, errlen, "'%s' is not HOST:PORT (such as 127.0.0.1:9467, "
+             "0.0.0.0:9467 or [::]:9467)", s ? s : "");
+    return -1;
 }
 
 static int s_check_log_level(const void *v, char *err, size_t errlen)

@@ -63,6 +63,8 @@ struct config {
     char *status_endpoint;
     char *admin_endpoint;
     int64_t status_max_request;
+    bool metrics_enabled;
+    char *metrics_address;  /* HOST:PORT of the Prometheus endpoint */
     int64_t heartbeat_interval_ms;
     int64_t heartbeat_timeout_ms;
     int64_t reattach_grace_ms;

@@ -16,6 +16,7 @@
 #include "config.h"
 #include "coordinator.h"
 #include "keys.h"
+#include "metrics.h"
 #include "scheduler.h"
 #include "store.h"
 
@@ -73,6 +74,9 @@ struct coord {
     char last_handshake_fail[160];
     uint64_t started_wall_us;
     uint64_t turns, commits, messages;
+
+    metrics_t *metrics;         /* NULL unless metrics.enabled */
+    uint64_t metrics_us;        /* when figures were last published */
 };
 
 /* coordinator.c */
@@ -123,6 +127,10 @@ int coord_cancel(coord_t *c, const uint64_t *ids, size_t n,
 
 /* link.c */
 void coord_link_drain(coord_t *c);
+
+/* coord_metrics.c: hand the scheduler's figures to the metrics server
+ * (at most every few hundred milliseconds). */
+void coord_metrics_publish(coord_t *c, bool now);
 
 /* zap.c */
 void coord_zap_drain(coord_t *c);

@@ -189,6 +189,8 @@ static void s_turn_end(coord_t *c)
             coord_txn_fail(c, err);
     }
     store_abort(&c->txn);
+    if (c->metrics)
+        metrics_turn_end(c->metrics, !c->txn_failed);
     if (c->txn_failed) {
         store_txn_t *t = NULL;
         log_error("%s; this turn's changes were dropped (%zu messages "
@@ -213,6 +215,8 @@ static void s_turn_end(coord_t *c)
     }
     c->n_out = 0;
     c->txn_failed = false;
+    if (c->metrics)
+        coord_metrics_publish(c, false);
 }
 
 /* --------------------------------------------------------- peer logging */
@@ -298,6 +302,11 @@ static void s_sched_kept(void *ctx, const Nader__ResultRecord *r)
     size_t len = nader__result_record__get_packed_size(r);
     uint8_t *buf = malloc(len ? len : 1);
 
+    if (c->metrics && r->result && !r->result->load_test &&
+        r->result->status == NADER__RESULT_STATUS__RESULT_OK &&
+        r->result->has_final_valid_acc)
+        metrics_result_kept(c->metrics, r->dataset, r->epochs,
+                            r->result->final_valid_acc);
     if (!buf)
         return;
     nader__result_record__pack(r, buf);
@@ -517,6 +526,14 @@ int coord_new(const config_t *cfg, coord_t **out, char *err, size_t errlen)
         goto fail;
     }
     store_abort(&t);
+    if (c->cfg.metrics_enabled) {
+        if (metrics_new(c->cfg.metrics_address, c->store, &c->metrics, err,
+                        errlen) < 0)
+            goto fail;
+        coord_metrics_publish(c, true);
+        log_info("metrics on http://%s/metrics",
+                 metrics_address(c->metrics));
+    }
 
     c->ctx = zmq_ctx_new();
     if (!c->ctx) {
@@ -594,6 +611,7 @@ void coord_destroy(coord_t **cp)
     if (!cp || !*cp)
         return;
     c = *cp;
+    metrics_destroy(&c->metrics);
     store_abort(&c->txn);
     for (size_t i = 0; i < c->n_out; i++)
         free(c->out[i].buf);
