@@ -959,8 +959,19 @@ static int s_ladder(search_t *s)
         goto fail;
     if (s->stop_hard)
         goto done;
-    int best = tree_best(s->tree);
-    if (best >= 0 && s->cfg.n_final_seeds > 0) {
+    /*
+     * Extra seeds for the best design.  Its score becomes the mean over
+     * seeds, which can drop it below another design measured with one
+     * seed; that one then gets the extra seeds too, so the design at the
+     * top of the leaderboard has always been measured with every seed.
+     * ids[] now marks the designs already given them.
+     */
+    memset(ids, 0, (size_t)(n ? n : 1) * sizeof *ids);
+    while (s->cfg.n_final_seeds > 0 && !s->stop_hard) {
+        int best = tree_best(s->tree);
+        if (best < 0 || ids[best])
+            break;
+        ids[best] = 1;
         for (int i = 0; i < s->cfg.n_final_seeds; i++)
             if (ss_submit(s, best, FID_SEED, s->cfg.final_seeds[i], err,
                           sizeof err) < 0)
