@@ -485,7 +485,7 @@ class BlockModule(nn.Module):
                             else a["prob"])
         return None
 
-    def _apply(self, node, xs, batch):
+    def _run_node(self, node, xs, batch):
         """The functional operations (no module)."""
         op, a = node.op, node.args
         env = dict(self.env, B=batch)
@@ -547,7 +547,7 @@ class BlockModule(nn.Module):
             if i in self.layers:
                 vals[i] = getattr(self, self.layers[i])(xs[0])
             else:
-                vals[i] = self._apply(node, xs, batch)
+                vals[i] = self._run_node(node, xs, batch)
             if build:
                 self.shapes[i] = tuple(vals[i].shape)
         return vals[self.out_index]

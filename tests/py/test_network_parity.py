@@ -234,8 +234,8 @@ class Reference:
     def net(self, dtype):
         if dtype in self.nets:
             return self.nets[dtype]
-        # built at dtype rather than converted (nader_ref's BlockModule
-        # defines its own _apply, which .double() would call)
+        # built at the dtype directly, so that initial values come out
+        # in that precision rather than being rounded through float32
         torch.set_default_dtype(dtype)
         try:
             net = nader_ref.build_network(
