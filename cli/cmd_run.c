@@ -34,6 +34,7 @@
 #include "config.h"
 #include "coordinator.h"
 #include "datagen.h"
+#include "fsutil.h"
 #include "log.h"
 #include "search.h"
 
@@ -63,22 +64,6 @@ static void s_usage(FILE *f)
                "  --doc             print the experiment keys (Markdown)\n"
                "  --quiet           no live table, only the leaderboard\n"
                "  --log-level L     debug, info, warn (default) or error\n");
-}
-
-/* mkdir -p. */
-static int s_mkdirs(const char *path)
-{
-    char buf[PATH_MAX];
-
-    snprintf(buf, sizeof buf, "%s", path);
-    for (char *p = buf + 1; *p; p++)
-        if (*p == '/') {
-            *p = '\0';
-            if (mkdir(buf, 0755) != 0 && errno != EEXIST)
-                return -1;
-            *p = '/';
-        }
-    return mkdir(buf, 0755) != 0 && errno != EEXIST ? -1 : 0;
 }
 
 static void s_set_str(char **field, const char *v)
@@ -479,7 +464,7 @@ static int s_data(s_run_t *r)
             return -1;
         }
         if (!datagen_present(sub)) {
-            if (s_mkdirs(sub) != 0 ||
+            if (fs_mkdirs(sub, 0755) != 0 ||
                 datagen_cifar10(sub, (int)r->cfg.data_train_images,
                                 (int)r->cfg.data_test_images, 1, err,
                                 sizeof err) != 0) {
@@ -524,7 +509,8 @@ int cmd_run(int argc, char **argv)
     log_init("nader-run", (log_level_t)level, NULL);
     snprintf(r.results, sizeof r.results, "%s/%s", r.cfg.run_results,
              r.cfg.search_name);
-    if (s_mkdirs(r.results) != 0 || s_mkdirs(r.cfg.state_dir) != 0) {
+    if (fs_mkdirs(r.results, 0755) != 0 ||
+        fs_mkdirs(r.cfg.state_dir, 0755) != 0) {
         fprintf(stderr, "nader run: cannot make %s or %s: %s\n", r.results,
                 r.cfg.state_dir, strerror(errno));
         goto out;

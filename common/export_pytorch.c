@@ -828,7 +828,8 @@ static void s_header(s_gen_t *g, const export_meta_t *meta)
             "Convolutions and pools use nader's \"same\" padding: both "
             "sides padded by\nmax(ceil((e - s) / 2), 0) for effective "
             "kernel e = dilation * (k - 1) + 1\nand stride s, and the last "
-            "output row and column dropped when e is even.\n\"\"\"\n",
+            "output row and column dropped when that padding\nis e / 2 "
+            "(an even e at stride 1).\n\"\"\"\n",
             c->in_c, c->in_h, c->in_w);
 }
 

@@ -5,6 +5,8 @@
  */
 #include "keys.h"
 
+#include "fsutil.h"
+
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -153,6 +155,11 @@ int keys_generate(const char *dir, const char *name, char *err,
     if (zmq_curve_keypair(pub, sec) != 0) {
         snprintf(err, errlen, "cannot make a CURVE key pair: %s (is "
                  "libzmq built with libsodium?)", zmq_strerror(errno));
+        return -1;
+    }
+    if (fs_mkdirs(dir, 0700) != 0) {
+        snprintf(err, errlen, "%s: cannot make the folder: %s", dir,
+                 strerror(errno));
         return -1;
     }
     snprintf(path, sizeof path, "%s/%s.key", dir, name);

@@ -25,7 +25,8 @@
 #define KEYS_Z85_LEN 40   /* a 32-byte key in Z85, without the NUL */
 
 /*
- * Make a new key pair and write DIR/NAME.key (0600) and DIR/NAME.pub.
+ * Make a new key pair and write DIR/NAME.key (0600) and DIR/NAME.pub,
+ * making DIR (0700) and its parents when missing.
  * Refuses to overwrite existing files.  Returns 0, or -1 with err set.
  */
 int keys_generate(const char *dir, const char *name, char *err,

@@ -21,6 +21,7 @@
 
 #include <zmq.h>
 
+#include "fsutil.h"
 #include "inventory.h"
 #include "keys.h"
 #include "log.h"
@@ -97,21 +98,6 @@ void worker_options_default(worker_options_t *o)
     o->max_message_bytes = 256LL << 20;
 }
 
-static int s_mkdirs(const char *path)
-{
-    char tmp[4096];
-
-    snprintf(tmp, sizeof tmp, "%s", path);
-    for (char *p = tmp + 1; *p; p++) {
-        if (*p != '/')
-            continue;
-        *p = 0;
-        mkdir(tmp, 0700);
-        *p = '/';
-    }
-    return mkdir(tmp, 0700) == 0 || errno == EEXIST ? 0 : -1;
-}
-
 int worker_new(const worker_options_t *o, worker_t **out, char *err,
                size_t errlen)
 {
@@ -155,7 +141,7 @@ int worker_new(const worker_options_t *o, worker_t **out, char *err,
     }
     for (int i = 0; i < w->n_slots; i++)
         w->slots[i].device = w->inv.devices[i];
-    if (!o->instant && s_mkdirs(w->scratch) < 0) {
+    if (!o->instant && fs_mkdirs(w->scratch, 0700) < 0) {
         snprintf(err, errlen, "scratch folder %s: cannot create: %s",
                  w->scratch, strerror(errno));
         goto fail;

@@ -73,6 +73,26 @@ static void test_generate_and_load(void **state)
     assert_non_null(strstr(err, "not a Z85 key"));
 }
 
+/* keygen makes the folder it is given, private, as on a fresh machine. */
+static void test_generate_makes_the_folder(void **state)
+{
+    char dir[160], path[256], err[512];
+    struct stat st;
+
+    (void)state;
+    snprintf(dir, sizeof dir, "%s/new/keys", s_dir);
+    assert_int_equal(keys_generate(dir, "c", err, sizeof err), 0);
+    assert_int_equal(stat(dir, &st), 0);
+    assert_true(S_ISDIR(st.st_mode));
+    assert_int_equal(st.st_mode & 0777, 0700);
+    snprintf(path, sizeof path, "%s/c.pub", dir);
+    assert_int_equal(stat(path, &st), 0);
+
+    snprintf(path, sizeof path, "%s/c.pub/x", dir);
+    assert_int_equal(keys_generate(path, "d", err, sizeof err), -1);
+    assert_non_null(strstr(err, "cannot make the folder"));
+}
+
 static void test_allow_list_follows_the_folder(void **state)
 {
     char dir[128], path[256], pub[41], sec[41], err[512];
@@ -115,6 +135,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_generate_and_load, s_setup,
                                         s_teardown),
+        cmocka_unit_test_setup_teardown(test_generate_makes_the_folder,
+                                        s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_allow_list_follows_the_folder,
                                         s_setup, s_teardown),
     };
