@@ -6,7 +6,7 @@
  * design by hash, the design a job trained, or the best one), or from a
  * search's results folder (its best design).  A design taken from a job
  * is assembled exactly as the job trained it (skeleton, data set, width,
- * cells per stage); flags override.  The generators are in
+ * cells per stage, stem scale); flags override.  The generators are in
  * common/export_*.c; the weights in cli/export_weights.c; where designs
  * come from in cli/export_source.c.
  *
@@ -59,7 +59,10 @@ static void s_usage(FILE *out)
         "budget)\n"
         "  --budget N          parameter budget of the width search "
         "(1500000)\n"
-        "  --cells N           cells per stage (5)\n\n"
+        "  --cells N           cells per stage (5)\n"
+        "  --stem-scale S      the stem reduces the resolution S times: "
+        "1, 2, 4, 8\n"
+        "                      (default: the source's, else 1)\n\n"
         "weights\n"
         "  --weights FILE      also write the trained weights to FILE "
         "(safetensors)\n"
@@ -151,6 +154,15 @@ static int s_parse(int argc, char **argv, export_opts_t *o)
             if (s_int(a, v, 1, 64, &x) < 0)
                 return -1;
             o->cells = (int)x;
+        } else if (strcmp(a, "--stem-scale") == 0) {
+            if (s_int(a, v, 1, 8, &x) < 0)
+                return -1;
+            if (!net_stem_scale_ok((int)x)) {
+                fprintf(stderr, "nader export: --stem-scale wants 1, 2, 4 "
+                        "or 8, not '%s'\n", v);
+                return -1;
+            }
+            o->stem_scale = (int)x;
         } else if (strcmp(a, "--budget") == 0) {
             if (s_int(a, v, 1, (long long)1e12, &x) < 0)
                 return -1;

@@ -27,6 +27,9 @@ static void s_usage(FILE *out)
             "budget)\n"
             "  --budget P          parameter budget for the width search\n"
             "  --cells N           cells per stage\n"
+            "  --stem-scale S      the stem reduces the resolution S times "
+            "(1, 2, 4, 8;\n"
+            "                      default 1; 4 for ImageNet-style stems)\n"
             "  --batch B, --lr LR, --max-steps N   recipe overrides\n"
             "  --priority P        higher runs first (default 0)\n"
             "  --tag T             a label kept with the jobs and results\n"
@@ -132,6 +135,9 @@ int cmd_submit(int argc, char **argv)
                                     json_integer(strtoll(val, NULL, 10)));
             else if (strcmp(a, "--cells") == 0)
                 json_object_set_new(req, "cells_per_stage",
+                                    json_integer(strtoll(val, NULL, 10)));
+            else if (strcmp(a, "--stem-scale") == 0)
+                json_object_set_new(req, "stem_scale",
                                     json_integer(strtoll(val, NULL, 10)));
             else if (strcmp(a, "--max-steps") == 0)
                 json_object_set_new(req, "max_steps",

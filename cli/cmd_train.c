@@ -59,6 +59,9 @@ static void s_usage(FILE *f)
         "                       (1500000)\n"
         "  --skeleton S         nb201 or darts (nb201)\n"
         "  --cells N            cells per stage (5)\n"
+        "  --stem-scale S       the stem reduces the resolution S times:\n"
+        "                       1, 2, 4 or 8 (1; 4 for ImageNet-style\n"
+        "                       stems)\n"
         "  --max-steps N        stop after N training steps\n"
         "  --device D           cpu or cuda:N (cpu)\n"
         "  --precision P        fp32, strict-fp32 or bf16 (fp32)\n"
@@ -257,7 +260,8 @@ static int s_write_json(const char *path, const char *design,
 
 enum {
     OPT_DATASET = 256, OPT_DATA, OPT_SPLIT, OPT_EPOCHS, OPT_BATCH, OPT_SEED,
-    OPT_LR, OPT_WIDTH, OPT_BUDGET, OPT_SKELETON, OPT_CELLS, OPT_MAX_STEPS,
+    OPT_LR, OPT_WIDTH, OPT_BUDGET, OPT_SKELETON, OPT_CELLS, OPT_STEM_SCALE,
+    OPT_MAX_STEPS,
     OPT_DEVICE, OPT_PRECISION, OPT_THREADS, OPT_JSON, OPT_SAVE, OPT_INIT,
     OPT_CKPT, OPT_CKPT_EVERY, OPT_RESUME, OPT_QUIET, OPT_HELP
 };
@@ -274,6 +278,7 @@ static const struct option s_opts[] = {
     {"budget", required_argument, NULL, OPT_BUDGET},
     {"skeleton", required_argument, NULL, OPT_SKELETON},
     {"cells", required_argument, NULL, OPT_CELLS},
+    {"stem-scale", required_argument, NULL, OPT_STEM_SCALE},
     {"max-steps", required_argument, NULL, OPT_MAX_STEPS},
     {"device", required_argument, NULL, OPT_DEVICE},
     {"precision", required_argument, NULL, OPT_PRECISION},
@@ -314,6 +319,16 @@ static int s_opt_number(int opt, const char *v, net_config_t *n,
                : (n->budget = x, 0);
     case OPT_CELLS:
         return s_int("--cells", v, 1, 64, cells);
+    case OPT_STEM_SCALE:
+        if (s_int("--stem-scale", v, 1, 8, &x))
+            return -1;
+        if (!net_stem_scale_ok((int)x)) {
+            fprintf(stderr, "nader train: --stem-scale wants 1, 2, 4 or 8, "
+                    "not '%s'\n", v);
+            return -1;
+        }
+        n->stem_scale = (int)x;
+        return 0;
     case OPT_MAX_STEPS:
         return s_int("--max-steps", v, 1, INT64_MAX, &x) ? -1
                : (c->max_steps = x, 0);
@@ -475,6 +490,8 @@ int cmd_train(int argc, char **argv)
             dflt.budget = ncfg.budget;
         if (a.cells)
             dflt.cells_per_stage = (int)a.cells;
+        if (ncfg.stem_scale)
+            dflt.stem_scale = ncfg.stem_scale;
         ncfg = dflt;
     }
     if (a.skeleton) {

@@ -26,6 +26,7 @@ typedef struct export_opts {
     bool best;
     uint64_t job;
     int width, cells;         /* 0: not given */
+    int stem_scale;           /* 0: not given */
     long long budget;         /* 0: not given */
 } export_opts_t;
 

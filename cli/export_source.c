@@ -4,8 +4,8 @@
  *
  * A design taken from a job is configured as the job's spec says - the
  * worker assembles it from exactly these fields (skeleton, data set,
- * width, cells per stage, budget) - so the exported network is the
- * trained one.  "Best" means the highest final validation accuracy among
+ * width, cells per stage, stem scale, budget) - so the exported network
+ * is the trained one.  "Best" means the highest final validation accuracy among
  * the successful results of the highest fidelity (most epochs), so a
  * full-protocol result outranks any screening run.  A results folder
  * (written by `nader run`) names its best design itself; when the
@@ -84,7 +84,8 @@ static int s_parse(export_design_t *x, const char *text, const char *name,
 /* Set the configuration: the source's values, then the flags. */
 static int s_config(export_design_t *x, const export_opts_t *o,
                     const char *dataset, const char *skeleton, int width,
-                    int cells, int64_t budget, char *err, size_t errlen)
+                    int cells, int stem_scale, int64_t budget, char *err,
+                    size_t errlen)
 {
     const char *ds = o->dataset ? o->dataset : dataset ? dataset : "cifar10";
     const char *sk = o->skeleton ? o->skeleton : skeleton;
@@ -110,6 +111,8 @@ static int s_config(export_design_t *x, const export_opts_t *o,
     x->cfg.width = o->width ? o->width : width;
     if (o->cells || cells > 0)
         x->cfg.cells_per_stage = o->cells ? o->cells : cells;
+    if (o->stem_scale || stem_scale > 0)
+        x->cfg.stem_scale = o->stem_scale ? o->stem_scale : stem_scale;
     if (o->budget || budget > 0)
         x->cfg.budget = o->budget ? o->budget : budget;
     return 0;
@@ -130,7 +133,7 @@ static int s_from_file(const export_opts_t *o, export_design_t *x,
     if (rc)
         return rc;
     snprintf(x->label, sizeof x->label, "%s", o->path);
-    return s_config(x, o, NULL, NULL, 0, 0, 0, err, errlen);
+    return s_config(x, o, NULL, NULL, 0, 0, 0, 0, err, errlen);
 }
 
 /* --------------------------------------------------------- from a store */
@@ -228,6 +231,7 @@ static int s_from_job(store_txn_t *t, const char *dir, uint64_t id,
         goto out;
     rc = s_config(x, o, sp->dataset, sp->skeleton, sp->width,
                   sp->recipe ? sp->recipe->cells_per_stage : 0,
+                  sp->recipe ? sp->recipe->stem_scale : 0,
                   sp->recipe ? sp->recipe->budget : 0, err, errlen);
     if (rc)
         goto out;
@@ -297,7 +301,7 @@ static int s_from_design(store_txn_t *t, const char *dir,
     }
     rc = s_parse(x, d->text, p.hash, errs);
     if (rc == 0)
-        rc = s_config(x, o, NULL, d->skeleton, 0, 0, 0, err, errlen);
+        rc = s_config(x, o, NULL, d->skeleton, 0, 0, 0, 0, err, errlen);
     snprintf(x->label, sizeof x->label, "design %s of %s", p.hash, dir);
     nader__design_record__free_unpacked(d, NULL);
     return rc;
@@ -422,7 +426,9 @@ static int s_from_results(const char *dir, const export_opts_t *o,
                   json_string_value(json_object_get(sum, "dataset")),
                   json_string_value(json_object_get(sum, "skeleton")),
                   (int)json_integer_value(json_object_get(entry, "width")),
-                  0, 0, err, errlen);
+                  0, (int)json_integer_value(json_object_get(sum,
+                                                             "stem_scale")),
+                  0, err, errlen);
     if (rc)
         goto out;
     snprintf(x->label, sizeof x->label, "%s (design %s)", dir, hash);

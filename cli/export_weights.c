@@ -115,7 +115,7 @@ static int s_check_source(const safetensors_t *st, const char *hash,
 int export_weights_write(const export_opts_t *o, const export_design_t *x,
                          char *err, size_t errlen)
 {
-    char tmp[4200] = "", hash[33] = "", width[16], cells[16];
+    char tmp[4200] = "", hash[33] = "", width[16], cells[16], scale[16];
     const char *src = o->weights_from;
     safetensors_entry_t *e = NULL;
     safetensors_t *st = NULL;
@@ -168,10 +168,12 @@ int export_weights_write(const export_opts_t *o, const export_design_t *x,
     }
     snprintf(width, sizeof width, "%d", net->width);
     snprintf(cells, sizeof cells, "%d", x->cfg.cells_per_stage);
+    snprintf(scale, sizeof scale, "%d", net->config.stem_scale);
     const char *meta[] = {"format", "nader-weights", "design", hash,
                           "skeleton", net_skeleton_name(x->cfg.skeleton),
                           "dataset", x->dataset, "width", width,
-                          "cells_per_stage", cells, NULL};
+                          "cells_per_stage", cells, "stem_scale", scale,
+                          NULL};
     if (safetensors_save(o->weights, e, np, meta, err, errlen) != 0)
         goto out;
     rc = 0;

@@ -34,6 +34,7 @@ static int s_check_skeleton(const void *v, char *err, size_t errlen);
 static int s_check_parent(const void *v, char *err, size_t errlen);
 static int s_check_sample(const void *v, char *err, size_t errlen);
 static int s_check_seeds(const void *v, char *err, size_t errlen);
+static int s_check_stem_scale(const void *v, char *err, size_t errlen);
 static int s_check_device(const void *v, char *err, size_t errlen);
 static int s_check_generate(const void *v, char *err, size_t errlen);
 
@@ -253,6 +254,14 @@ static const config_key_t s_keys[] = {
      "Parameter budget the width is chosen for; 0: 1,500,000."},
     {"train.cells_per_stage", CONFIG_INT, OFF(train_cells_per_stage), "0",
      0, 100, NULL, false, "Cells per stage; 0: the skeleton's (5)."},
+    {"train.stem_scale", CONFIG_INT, OFF(train_stem_scale), "1", 1, 8,
+     s_check_stem_scale, false,
+     "How many times the stem block reduces the input resolution: 1, 2, "
+     "4 or 8. 1 (CIFAR style) keeps it; 4 takes ImageNet-style stems "
+     "(a 4x4 stride-4 patchify convolution, or a stride-2 convolution "
+     "and a stride-2 pool). The stages then run at that resolution; the "
+     "MAC cap stays the input size's. Every design of the search, the "
+     "base included, must have a stem that fits."},
     {"train.batch", CONFIG_INT, OFF(train_batch), "0", 0, 65536, NULL,
      false, "Batch size; 0: the recipe's (256)."},
     {"train.width", CONFIG_INT, OFF(train_width), "0", 0, 4096, NULL, false,
@@ -450,6 +459,17 @@ static int s_check_sample(const void *v, char *err, size_t errlen)
 {
     static const char *const w[] = {"random", "guided", NULL};
     return s_check_word(v, w, "a sampling", err, errlen);
+}
+
+static int s_check_stem_scale(const void *v, char *err, size_t errlen)
+{
+    int64_t s = *(const int64_t *)v;
+
+    if (s == 1 || s == 2 || s == 4 || s == 8)
+        return 0;
+    snprintf(err, errlen, "%lld is not a stem scale (1, 2, 4 or 8)",
+             (long long)s);
+    return -1;
 }
 
 static int s_check_device(const void *v, char *err, size_t errlen)

@@ -117,6 +117,7 @@ struct config {
     int64_t train_max_steps;
     int64_t train_budget;
     int64_t train_cells_per_stage;
+    int64_t train_stem_scale;
     int64_t train_batch;
     int64_t train_width;
     int64_t budget_designs;

@@ -454,7 +454,7 @@ int export_json(FILE *out, const graph_design_t *d, const net_config_t *cfg,
     text = graph_design_print(d);
     params = s_json_params(n);
     o = json_pack("{s:s,s:i,s:{s:s,s:s,s:s},s:s?,s:s,s:s?,s:i,s:[i,i,i],"
-                  "s:i,s:i,s:I,s:I,s:o,s:o,s:o*}",
+                  "s:i,s:i,s:i,s:I,s:I,s:o,s:o,s:o*}",
                   "format", "nader-network", "version", 1, "design", "hash",
                   hash, "name", d->cell->name ? d->cell->name : "", "text",
                   text ? text : "", "source", meta ? meta->source : NULL,
@@ -462,7 +462,8 @@ int export_json(FILE *out, const graph_design_t *d, const net_config_t *cfg,
                   "dataset", meta ? meta->dataset : NULL, "classes",
                   n->config.classes, "input", n->config.in_c,
                   n->config.in_h, n->config.in_w, "width", n->width,
-                  "cells_per_stage", n->config.cells_per_stage, "params",
+                  "cells_per_stage", n->config.cells_per_stage,
+                  "stem_scale", n->config.stem_scale, "params",
                   (json_int_t)n->params, "macs", (json_int_t)n->macs,
                   "instances", s_json_instances(&nets, d), "nodes",
                   s_json_nodes(&nets), "parameters", params);

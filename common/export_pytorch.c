@@ -790,8 +790,12 @@ static void s_header(s_gen_t *g, const export_meta_t *meta)
 {
     const net_t *n = g->nets->net;
     const net_config_t *c = &n->config;
-    char hash[33] = "?", para[2048];
+    char hash[33] = "?", para[2048], scale[64] = "keeps the resolution";
     const char *name = g->d->cell->name ? g->d->cell->name : "design";
+
+    if (c->stem_scale > 1)
+        snprintf(scale, sizeof scale, "reduces the resolution %d times "
+                 "(stem_scale %d)", c->stem_scale, c->stem_scale);
 
     graph_design_hash(g->d, hash);
     fprintf(g->out, "\"\"\"%s: a network designed with nader, as a PyTorch "
@@ -799,14 +803,15 @@ static void s_header(s_gen_t *g, const export_meta_t *meta)
     snprintf(para, sizeof para,
              "Design %s%s%s, assembled by the %s skeleton for %s (%d "
              "classes, input %dx%dx%d) at base width %d with %d cells per "
-             "stage: %lld parameters, %lld multiply-accumulates per image."
-             "%s%s",
+             "stage and a stem that %s: %lld parameters, %lld "
+             "multiply-accumulates per image.%s%s",
              hash, meta && meta->source ? " from " : "",
              meta && meta->source ? meta->source : "",
              net_skeleton_name(c->skeleton),
              meta && meta->dataset ? meta->dataset : "the data set",
              c->classes, c->in_c, c->in_h, c->in_w, n->width,
-             c->cells_per_stage, (long long)n->params, (long long)n->macs,
+             c->cells_per_stage, scale, (long long)n->params,
+             (long long)n->macs,
              meta && meta->note ? " " : "",
              meta && meta->note ? meta->note : "");
     s_wrap(g->out, para, "");

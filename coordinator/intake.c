@@ -78,6 +78,9 @@ static void s_check_request(const Nader__SubmitRequest *req,
         (req->recipe->batch < 1 || req->recipe->batch > 65536))
         s_error(out, "submit: batch %d is out of range [1, 65536]",
                 req->recipe->batch);
+    if (req->recipe && !net_stem_scale_ok(req->recipe->stem_scale))
+        s_error(out, "submit: stem_scale %d is not 1, 2, 4 or 8",
+                req->recipe->stem_scale);
     if (req->tag && strlen(req->tag) > 200)
         s_error(out, "submit: tag longer than 200 characters");
 }
@@ -186,6 +189,8 @@ int coord_submit(coord_t *c, const Nader__SubmitRequest *req,
     ncfg.width = req->width;
     if (req->recipe && req->recipe->cells_per_stage > 0)
         ncfg.cells_per_stage = req->recipe->cells_per_stage;
+    if (req->recipe)
+        ncfg.stem_scale = req->recipe->stem_scale;
     if (req->recipe && req->recipe->budget > 0)
         ncfg.budget = req->recipe->budget;
 

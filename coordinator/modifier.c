@@ -318,10 +318,18 @@ static int s_frame(const modifier_config_t *cfg, agent_env_t *env, s_try_t *t,
                    char *err, size_t errlen)
 {
     s_chat_t c = {0};
-    char name[128] = "cell";
+    char name[128] = "cell", stem_shape[96];
+    int scale = env->net && env->net->stem_scale > 1 ? env->net->stem_scale
+                                                     : 1;
     text_buf_t cur;
 
     sscanf(t->cell, "##%127[^#]##", name);
+    if (scale == 1)
+        snprintf(stem_shape, sizeof stem_shape, "(B,dim,H,W), keeping the "
+                 "resolution");
+    else
+        snprintf(stem_shape, sizeof stem_shape, "(B,dim,H/%d,W/%d), "
+                 "reducing the resolution %d times", scale, scale, scale);
     text_buf_init(&cur);
     text_buf_printf(&cur, "%s\n%s", t->parent_stem, t->parent_down);
     char *current = text_buf_take(&cur);
@@ -329,9 +337,10 @@ static int s_frame(const modifier_config_t *cfg, agent_env_t *env, s_try_t *t,
                            {"errors", why ? why : "(asked for new ones)"},
                            {"name", name},
                            {"block", t->cell},
-                           {"current", current}};
+                           {"current", current},
+                           {"stem_shape", stem_shape}};
     char *prompt =
-        current ? prompts_render(env->prompts, "stem", vars, 5, err, errlen)
+        current ? prompts_render(env->prompts, "stem", vars, 6, err, errlen)
                 : NULL;
     free(current);
     if (!prompt)

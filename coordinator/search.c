@@ -244,6 +244,8 @@ int search_new(const search_config_t *cfg, coord_t *c, search_t **out,
         s->net.budget = cfg->param_budget;
     if (cfg->cells_per_stage > 0)
         s->net.cells_per_stage = cfg->cells_per_stage;
+    if (cfg->stem_scale > 0)
+        s->net.stem_scale = cfg->stem_scale;
     s->net.width = cfg->force_width;
 
     s->base_text = text_file_read(cfg->base, 1 << 20, &len, err, errlen);

@@ -78,6 +78,7 @@ typedef struct search_config {
     int64_t max_steps;                      /* > 0: cap each run (quick runs) */
     int64_t param_budget;                   /* 0: the skeleton's default */
     int cells_per_stage;                    /* 0: the skeleton's default */
+    int stem_scale;                         /* 1, 2, 4 or 8; 0: 1 */
     int batch;                              /* 0: the recipe's */
     int force_width;                        /* > 0: this base width */
 

@@ -107,6 +107,7 @@ int search_config_from(const config_t *cfg, search_config_t *c, char *err,
     c->max_steps = cfg->train_max_steps;
     c->param_budget = cfg->train_budget;
     c->cells_per_stage = (int)cfg->train_cells_per_stage;
+    c->stem_scale = (int)cfg->train_stem_scale;
     c->batch = (int)cfg->train_batch;
     c->force_width = (int)cfg->train_width;
     c->max_designs = (int)cfg->budget_designs;

@@ -271,7 +271,7 @@ static char *s_summary(search_t *s)
     const tree_node_t *b = tree_get(s->tree, best);
     json_t *o = json_pack(
         "{s:s, s:s, s:s, s:b, s:i, s:i, s:i, s:i, s:i, s:o, s:{s:I, s:I, "
-        "s:I, s:f, s:I, s:I}, s:f, s:f, s:s, s:s, s:s}",
+        "s:I, s:f, s:I, s:I}, s:f, s:f, s:s, s:s, s:i, s:s}",
         "name", s->cfg.name, "phase", st.phase, "stop_reason", s->stop_reason,
         "offline", s->llm == NULL, "iterations_done", st.iteration, "designs",
         st.designs, "screened", st.screened, "failed", st.failed, "pending",
@@ -286,6 +286,7 @@ static char *s_summary(search_t *s)
         "memo_hits", (json_int_t)st.usage.memo_hits, "retries",
         (json_int_t)st.usage.retries, "gpu_hours", st.gpu_hours, "elapsed_s",
         st.elapsed_s, "dataset", s->cfg.dataset, "skeleton", s->cfg.skeleton,
+        "stem_scale", s->net.stem_scale,
         "designer", s->llm ? "LLM agents" : "offline designer (no LLM)");
     char *text = o ? json_dumps(o, JSON_INDENT(2)) : NULL;
     json_decref(o);

@@ -285,6 +285,10 @@ int ss_submit(search_t *s, int node, s_fid_t fid, uint64_t seed, char *err,
         recipe.has_cells_per_stage = 1;
         recipe.cells_per_stage = s->cfg.cells_per_stage;
     }
+    if (s->cfg.stem_scale > 1) {
+        recipe.has_stem_scale = 1;
+        recipe.stem_scale = s->cfg.stem_scale;
+    }
     if (s->cfg.param_budget > 0) {
         recipe.has_budget = 1;
         recipe.budget = s->cfg.param_budget;

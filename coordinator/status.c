@@ -368,6 +368,10 @@ static void s_op_submit(s_req_t *r, json_t *req)
         recipe.has_cells_per_stage = 1;
         recipe.cells_per_stage = (int32_t)json_integer_value(v);
     }
+    if ((v = json_object_get(req, "stem_scale"))) {
+        recipe.has_stem_scale = 1;
+        recipe.stem_scale = (int32_t)json_integer_value(v);
+    }
     if ((v = json_object_get(req, "budget"))) {
         recipe.has_budget = 1;
         recipe.budget = json_integer_value(v);

@@ -250,6 +250,8 @@ static int s_configure(s_child_t *c, net_config_t *ncfg,
     ncfg->width = job->width;
     if (rp && rp->cells_per_stage > 0)
         ncfg->cells_per_stage = rp->cells_per_stage;
+    if (rp)
+        ncfg->stem_scale = rp->stem_scale;
     if (rp && rp->budget > 0)
         ncfg->budget = rp->budget;
 

@@ -44,6 +44,11 @@ grep -q "Frobnicate" "$RT_DIR/e.txt" || fail "no validator line: $(cat "$RT_DIR/
 "$N" submit "$DESIGN" --state "$RT_STATE" --validate >"$RT_DIR/v.txt" ||
     fail "validate"
 grep -q "valid, nothing queued" "$RT_DIR/v.txt" || fail "$(cat "$RT_DIR/v.txt")"
+# A stem scale the skeletons do not take is refused by name.
+"$N" submit "$DESIGN" --state "$RT_STATE" --validate --stem-scale 3 \
+    2>"$RT_DIR/e.txt" && fail "stem_scale 3 accepted"
+grep -q "submit: stem_scale 3 is not 1, 2, 4 or 8" "$RT_DIR/e.txt" ||
+    fail "$(cat "$RT_DIR/e.txt")"
 [[ $(rt_status 'j["queue"]["length"]') == 0 ]] || fail "something queued"
 
 # Live settings: paused survives a clean restart.

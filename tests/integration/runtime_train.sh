@@ -5,7 +5,8 @@
 # is a finished training run well above chance, and three of them (one
 # from the late worker) match, epoch by epoch, the same training run
 # in one process (tools/nader_train_ref): the distributed path changes
-# nothing.  About 40 s on 2 cores.
+# nothing.  Then an ImageNet-style design is refused at stem_scale 1 and
+# trained at stem_scale 4.  About 40 s on 2 cores.
 source "$(dirname "$0")/runtime.bash"
 
 RT_STATE=$RT_DIR/state
@@ -71,4 +72,31 @@ assert got == want, (got, want)
 assert r["params"] == ref["params"] and r["width"] == ref["width"]
 PY
 done
-echo "ok: 30 jobs trained on 4 workers, matching local training"
+# A job whose skeleton's stem reduces the input 4 times (an ImageNet-style
+# design): the recipe carries stem_scale to the worker, which trains the
+# network the coordinator measured.
+IMNET=$(dirname "$0")/../blocks/good/imagenet_basic.txt
+"$BIN/nader" submit "$IMNET" --state "$RT_STATE" --dataset cifar10 \
+    --epochs 1 --width 8 --cells 1 --batch 16 --seeds 3 --tag imagenet \
+    >"$RT_DIR/submit4.out" 2>&1 && fail "stem_scale 1 took a 4x stem"
+grep -q "stem node 1 (output): gets (B,8,8,8), but a stem must return dim channels at the input resolution 32x32 (stem_scale 1), (B,8,32,32)" \
+    "$RT_DIR/submit4.out" || fail "no rule-6 line: $(cat "$RT_DIR/submit4.out")"
+"$BIN/nader" submit "$IMNET" --state "$RT_STATE" --dataset cifar10 \
+    --epochs 1 --width 8 --cells 1 --batch 16 --seeds 3 --tag imagenet \
+    --stem-scale 4 --json >"$RT_DIR/submit4.json" 2>&1 ||
+    fail "submit --stem-scale 4: $(cat "$RT_DIR/submit4.json")"
+rt_wait_results 31 60
+"$BIN/nader" results --state "$RT_STATE" --json --tag imagenet \
+    >"$RT_DIR/r4.json"
+/usr/bin/python3 - "$RT_DIR/r4.json" "$RT_DIR/submit4.json" <<'PY' ||
+import json, sys
+rs = json.load(open(sys.argv[1]))["results"]
+c = json.load(open(sys.argv[2]))
+assert len(rs) == 1, rs
+r = rs[0]
+assert r["status"] == "ok" and r["epochs_done"] == 1, r
+assert r["params"] == c["params"] and r["width"] == 8, (r, c["params"])
+PY
+    fail "the stem_scale 4 job: $(cat "$RT_DIR/r4.json")"
+echo "ok: 30 jobs trained on 4 workers, matching local training; an" \
+    "ImageNet-style design trained at stem_scale 4"

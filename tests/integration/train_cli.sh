@@ -2,7 +2,8 @@
 # train_cli.sh - `nader train` as a user and a script see it: exit codes
 # and messages for bad usage, missing or damaged data, invalid designs and
 # weights of another width; a short run writing JSON, weights and a
-# checkpoint; resuming it; and divergence.  A few seconds.
+# checkpoint; resuming it; an ImageNet-style design with --stem-scale 4;
+# and divergence.  A few seconds.
 set -u
 cd "$(dirname "$0")/../.."
 NADER=${NADER_BIN:-build}/nader
@@ -100,6 +101,29 @@ assert a['epochs'] == b['epochs'] and a['steps'] == b['steps'], (a, b)
 expect_rc 1 "$NADER" train "$DESIGN" "${small[@]}" --epochs 3 --batch 8 \
     --resume "$tmp/c.ckpt"
 expect_text "batch 16, this run has batch 8"
+
+# an ImageNet-style design: its stem reduces the input 4 times, which
+# only a skeleton with --stem-scale 4 takes
+IMNET=tests/blocks/good/imagenet_patchnext.txt
+expect_rc 1 "$NADER" train "$IMNET" "${small[@]}" --max-steps 2
+expect_text "stem node 1 (output): gets (B,4,8,8), but a stem must return dim channels at the input resolution 32x32 (stem_scale 1), (B,4,32,32)"
+expect_rc 2 "$NADER" train "$IMNET" "${small[@]}" --stem-scale 3
+expect_text "--stem-scale wants 1, 2, 4 or 8"
+expect_rc 0 "$NADER" train "$IMNET" "${small[@]}" --stem-scale 4 \
+    --max-steps 2 --json-out "$tmp/s.json"
+expect_rc 0 "$NADER" train "$IMNET" "${small[@]}" --stem-scale 4 \
+    --epochs 1 --checkpoint "$tmp/s.ckpt"
+expect_rc 0 "$NADER" train "$IMNET" "${small[@]}" --stem-scale 4 \
+    --epochs 1 --resume "$tmp/s.ckpt"
+"$PY" - "$tmp/s.json" "$tmp/s.ckpt" <<'EOF' || fails=$((fails + 1))
+import json, struct, sys
+r = json.load(open(sys.argv[1]))
+assert r["status"] == "ok" and r["steps"] == 2 and r["width"] == 4, r
+with open(sys.argv[2], "rb") as f:
+    n = struct.unpack("<Q", f.read(8))[0]
+    meta = json.loads(f.read(n))["__metadata__"]
+assert meta["stem_scale"] == "4", meta
+EOF
 
 # weights of another width
 expect_rc 1 "$NADER" train "$DESIGN" "${small[@]}" --width 8 --epochs 1 \

@@ -1,7 +1,8 @@
 """`nader export` against PyTorch and against nader's own engine.
 
 For every example design (examples/blocks/*.txt, tests/blocks/good/*.txt)
-in every skeleton that takes it:
+in every skeleton that takes it, with the stem scale the file asks for
+("# stem_scale: 4" for the ImageNet-style designs):
 
   - the exported module (--format pytorch) builds in Debian's torch with
     exactly the parameter count `nader graph check` reports at the
@@ -13,7 +14,8 @@ in every skeleton that takes it:
     module with the weights from `nader export --weights` give the same
     logits on the same batch of 5 images within 1e-4 - batch 5 because
     the exporter learns batch-dependent sizes from batches 2 and 3;
-  - two designs (one per skeleton) are also compared at the budget width;
+  - three designs (one per skeleton, one ImageNet-style) are also
+    compared at the budget width;
   - weights from a real `nader train --save-weights` run (1 epoch on the
     generated colours data) exported with --weights-from give the
     engine's logits too.
@@ -51,8 +53,10 @@ NET_FORWARD = os.path.join(BIN, "tools", "net_forward")
 TOL = 1e-4
 BATCH = 5
 SMALL_WIDTHS = (8, 6, 12, 4, 16, 10, 24, 32)
-FULL = ("examples/blocks/resnet_basic.txt", "examples/blocks/darts_sep.txt")
-DATASET = {"convnext_cell": "imagenet16-120", "se_residual": "cifar100"}
+FULL = ("examples/blocks/resnet_basic.txt", "examples/blocks/darts_sep.txt",
+        "tests/blocks/good/imagenet_patchnext.txt")
+DATASET = {"convnext_cell": "imagenet16-120", "se_residual": "cifar100",
+           "imagenet_bottleneck": "imagenet16-120"}
 
 torch.set_num_threads(1)
 
@@ -66,9 +70,20 @@ def run(cmd, ok=True):
     return p
 
 
+def stem_scale(rel):
+    """The stem scale a file asks for ("# stem_scale: S"), or 1."""
+    with open(os.path.join(ROOT, rel)) as f:
+        m = re.search(r"^# stem_scale: (\d+)", f.read(), re.M)
+    return int(m.group(1)) if m else 1
+
+
+def stem_args(rel):
+    return ["--stem-scale", str(stem_scale(rel))]
+
+
 def check(path, skeleton, dataset, width=None):
     cmd = [NADER, "graph", "check", path, "--skeleton", skeleton,
-           "--dataset", dataset, "--json"]
+           "--dataset", dataset, "--json"] + stem_args(path)
     if width:
         cmd += ["--width", str(width)]
     p = run(cmd, ok=False)
@@ -122,11 +137,13 @@ class Export(unittest.TestCase):
     def export(self, rel, sk, ds, tag, extra=()):
         out = os.path.join(self.tmp, "%s.py" % tag)
         run([NADER, "export", rel, "--skeleton", sk, "--dataset", ds,
-             "-o", out] + list(extra))
+             "-o", out] + stem_args(rel) + list(extra))
         return out
 
     def test_every_design_counts_and_names(self):
         self.assertGreaterEqual(len(self.cases), 16)
+        scaled = {rel for rel, *_ in self.cases if stem_scale(rel) > 1}
+        self.assertGreaterEqual(len(scaled), 4, scaled)
         for rel, sk, ds, params, width in self.cases:
             with self.subTest(design=rel, skeleton=sk):
                 tag = "full_" + os.path.basename(rel)[:-4]
@@ -136,9 +153,10 @@ class Export(unittest.TestCase):
                 self.assertEqual(n, params)
                 self.assertEqual(mod.PARAMETERS, params)
                 js = json.loads(run([NADER, "export", rel, "--skeleton", sk,
-                                     "--dataset", ds, "--format",
-                                     "json"]).stdout)
+                                     "--dataset", ds, "--format", "json"] +
+                                    stem_args(rel)).stdout)
                 self.assertEqual(js["params"], params)
+                self.assertEqual(js["stem_scale"], stem_scale(rel))
                 self.assertEqual(js["width"], width)
                 want = {p["name"]: tuple(p["shape"])
                         for p in js["parameters"]}
@@ -158,7 +176,8 @@ class Export(unittest.TestCase):
         epath = os.path.join(self.tmp, tag + ".export.st")
         run([NET_FORWARD, rel, "--skeleton", sk, "--dataset", ds,
              "--width", str(width), "--input", xpath, "--out", ypath,
-             "--save-weights", wpath, "--warmup", "1", "--seed", "3"])
+             "--save-weights", wpath, "--warmup", "1", "--seed", "3"] +
+            stem_args(rel))
         mod = load_module(self.export(rel, sk, ds, tag,
                                       ["--width", str(width), "--weights",
                                        epath, "--weights-from", wpath]))
@@ -233,7 +252,7 @@ class Export(unittest.TestCase):
         for rel, sk, ds, _, _ in self.cases:
             with self.subTest(design=rel):
                 text = run([NADER, "export", rel, "--skeleton", sk,
-                            "--format", "block"]).stdout
+                            "--format", "block"] + stem_args(rel)).stdout
                 path = os.path.join(self.tmp, "round.txt")
                 with open(path, "w") as f:
                     f.write(text)
@@ -241,9 +260,10 @@ class Export(unittest.TestCase):
                 h2 = run([NADER, "graph", "hash", path]).stdout
                 self.assertEqual(h1, h2)
                 dot = run([NADER, "export", rel, "--skeleton", sk,
-                           "--format", "dot"]).stdout
+                           "--format", "dot"] + stem_args(rel)).stdout
                 js = json.loads(run([NADER, "export", rel, "--skeleton", sk,
-                                     "--format", "json"]).stdout)
+                                     "--format", "json"] +
+                                    stem_args(rel)).stdout)
                 declared = set(re.findall(r"^\s*(x\d+) \[label=", dot, re.M))
                 edges = re.findall(r"^\s*(x\d+) -> (x\d+)", dot, re.M)
                 self.assertEqual(len(declared), len(js["nodes"]))

@@ -3,7 +3,10 @@
 
 For every design in examples/blocks/ (ResNet basic, the NAS-Bench-201
 cell, squeeze-and-excitation, channel shuffle, ConvNeXt-style and a
-DARTS-style two-input cell with DropPath), the network is built in
+DARTS-style two-input cell with DropPath) and the ImageNet-style designs
+of tests/blocks/good/imagenet_*.txt (a stem that reduces the input 4
+times, at the stem_scale their "# stem_scale:" line names), the network
+is built in
 PyTorch by tests/py/nader_ref.py (an independent builder whose state_dict
 names are nader's parameter names), initialised by PyTorch, and its
 weights and 20 random batches are handed to build/tools/net_run, which
@@ -39,6 +42,7 @@ Checks, per design; errors are over whole tensors, ||nader - torch|| /
 import glob
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -115,12 +119,17 @@ def rel(a, b):
     return float(np.linalg.norm(a - b) / (den if den > 0 else 1.0))
 
 
-def pick_width(design, skeleton, widths=(8, 12, 16, 24)):
+def stem_scale_of(text):
+    m = re.search(r"^# stem_scale: (\d+)", text, re.M)
+    return int(m.group(1)) if m else 1
+
+
+def pick_width(design, skeleton, scale, widths=(8, 12, 16, 24)):
     for w in widths:
         try:
             nader_ref.build_network(design, skeleton, w, classes=10,
                                     in_shape=(3, SIZE, SIZE),
-                                    cells_per_stage=1)
+                                    cells_per_stage=1, stem_scale=scale)
             return w
         except (ValueError, RuntimeError, ZeroDivisionError):
             continue
@@ -131,11 +140,12 @@ def run_design(path, tmp):
     text = open(path).read()
     design = nader_ref.parse_design(text)
     skeleton = "darts" if design.two_input else "nb201"
-    width = pick_width(design, skeleton)
+    scale = stem_scale_of(text)
+    width = pick_width(design, skeleton, scale)
     torch.manual_seed(1234)
     net = nader_ref.build_network(design, skeleton, width, classes=10,
                                   in_shape=(3, SIZE, SIZE),
-                                  cells_per_stage=1)
+                                  cells_per_stage=1, stem_scale=scale)
     # the float32 weights both sides start from
     start = {k: v.detach().numpy().astype(np.float32)
              for k, v in net.state_dict().items()}
@@ -156,13 +166,13 @@ def run_design(path, tmp):
            str(BATCH), "--steps", str(STEPS), "--lr", str(LR),
            "--momentum", str(MOMENTUM), "--weight-decay", str(WD),
            "--threads", "2", "--seed", "777", "--skeleton", skeleton,
-           "--states"]
+           "--stem-scale", str(scale), "--states"]
     p = subprocess.run(cmd, capture_output=True, text=True)
     if p.returncode != 0:
         raise AssertionError("net_run failed: %s" % p.stderr.strip())
     out, meta = st_numpy.load(fout)
     ids = json.loads(meta.get("droppath", "{}"))
-    ref = Reference(design, skeleton, width, ids)
+    ref = Reference(design, skeleton, width, ids, scale)
     errs = {}
 
     # step 0 from the common start, and PyTorch float32 as a yardstick
@@ -225,9 +235,10 @@ def run_design(path, tmp):
 class Reference:
     """The design in PyTorch, with nader's DropPath masks."""
 
-    def __init__(self, design, skeleton, width, ids):
+    def __init__(self, design, skeleton, width, ids, scale):
         self.design, self.skeleton, self.width, self.ids = (
             design, skeleton, width, ids)
+        self.scale = scale
         self.nets = {}
         self.clock = {"seed": 777, "step": 0}
 
@@ -240,7 +251,8 @@ class Reference:
         try:
             net = nader_ref.build_network(
                 self.design, self.skeleton, self.width, classes=10,
-                in_shape=(3, SIZE, SIZE), cells_per_stage=1)
+                in_shape=(3, SIZE, SIZE), cells_per_stage=1,
+                stem_scale=self.scale)
         finally:
             torch.set_default_dtype(torch.float32)
         for name, mod in list(net.named_modules()):
@@ -315,7 +327,9 @@ def main():
         return 1
     torch.set_num_threads(1)
     designs = sorted(glob.glob(os.path.join(ROOT, "examples", "blocks",
-                                            "*.txt")))
+                                            "*.txt"))) + \
+        sorted(glob.glob(os.path.join(ROOT, "tests", "blocks", "good",
+                                      "imagenet_*.txt")))
     failed = 0
     with tempfile.TemporaryDirectory() as tmp:
         for path in designs:

@@ -31,7 +31,7 @@
 typedef struct opts {
     const char *file, *input, *out, *save, *skeleton, *dataset, *device;
     const char *weights;
-    int width, cells, warmup;
+    int width, cells, stem_scale, warmup;
     long long budget;
     unsigned long long seed;
 } opts_t;
@@ -70,6 +70,8 @@ static int s_parse(int argc, char **argv, opts_t *o)
             o->width = atoi(v);
         else if (strcmp(a, "--cells") == 0)
             o->cells = atoi(v);
+        else if (strcmp(a, "--stem-scale") == 0)
+            o->stem_scale = atoi(v);
         else if (strcmp(a, "--budget") == 0)
             o->budget = atoll(v);
         else if (strcmp(a, "--seed") == 0)
@@ -152,7 +154,8 @@ int main(int argc, char **argv)
     if (s_parse(argc, argv, &o) < 0) {
         fprintf(stderr, "usage: net_forward FILE --input X.st --out Y.st "
                 "[--save-weights W.st] [--skeleton S] [--dataset D] "
-                "[--width N] [--cells N] [--budget N] [--seed N] "
+                "[--width N] [--cells N] [--stem-scale S] [--budget N] "
+                "[--seed N] "
                 "[--warmup K] [--device D] [--weights W.st]\n");
         return 2;
     }
@@ -173,6 +176,8 @@ int main(int argc, char **argv)
     cfg.width = o.width;
     if (o.cells > 0)
         cfg.cells_per_stage = o.cells;
+    if (o.stem_scale > 0)
+        cfg.stem_scale = o.stem_scale;
     if (o.budget > 0)
         cfg.budget = o.budget;
     batch = (int)xt->shape[0];

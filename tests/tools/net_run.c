@@ -5,7 +5,7 @@
  *   net_run DESIGN WEIGHTS BATCHES OUT [options]   (safetensors files)
  *     --width N --classes K --size S (input S x S) --cells N --batch B
  *     --steps N --lr X --momentum X --weight-decay X --no-nesterov
- *     --threads N --seed N --skeleton nb201|darts --states
+ *     --threads N --seed N --skeleton nb201|darts --stem-scale S --states
  *
  * WEIGHTS holds the starting weights under their net_param_list names,
  * BATCHES the batches: "x" (B, 3, S, S) and "labels" (B) as float32 (used
@@ -41,6 +41,7 @@ typedef struct opts {
     bool nesterov;
     uint64_t seed;
     int skeleton;
+    int stem_scale;
     bool states;
 } opts_t;
 
@@ -77,11 +78,11 @@ static int s_parse(int argc, char **argv, opts_t *o)
         {"weight-decay", 1, NULL, 'd'}, {"no-nesterov", 0, NULL, 'N'},
         {"threads", 1, NULL, 't'}, {"seed", 1, NULL, 'S'},
         {"skeleton", 1, NULL, 'K'}, {"states", 0, NULL, 'X'},
-        {NULL, 0, NULL, 0}};
+        {"stem-scale", 1, NULL, 'G'}, {NULL, 0, NULL, 0}};
     int c;
 
     *o = (opts_t){8, 10, 32, 1, 8, 1, 1, 0.1, 0.9, 5e-4, true, 777,
-                  NET_SKELETON_NB201, false};
+                  NET_SKELETON_NB201, 1, false};
     while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
         switch (c) {
         case 'w': o->width = atoi(optarg); break;
@@ -97,6 +98,7 @@ static int s_parse(int argc, char **argv, opts_t *o)
         case 't': o->threads = atoi(optarg); break;
         case 'S': o->seed = strtoull(optarg, NULL, 10); break;
         case 'X': o->states = true; break;
+        case 'G': o->stem_scale = atoi(optarg); break;
         case 'K':
             o->skeleton = net_skeleton_parse(optarg);
             if (o->skeleton < 0)
@@ -232,6 +234,7 @@ int main(int argc, char **argv)
     cfg.in_h = cfg.in_w = o.size;
     cfg.width = o.width;
     cfg.cells_per_stage = o.cells;
+    cfg.stem_scale = o.stem_scale;
     cfg.skeleton = (net_skeleton_t)o.skeleton;
     if (net_build(d, &cfg, o.batch, &net, &errs) != 0)
         return s_die(errs.n ? errs.v[0].message : "net_build failed");

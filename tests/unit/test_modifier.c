@@ -277,6 +277,53 @@ static void test_new_stem_and_downsample(void **state)
     s_teardown(&f);
 }
 
+/* Under a skeleton whose stem reduces the input 4 times, the stem prompt
+ * asks for that resolution, and the answer is checked at that scale. */
+static void test_stem_for_a_reducing_skeleton(void **state)
+{
+    fix_t f;
+    modify_result_t r;
+    graph_errors_t errs;
+    char err[256], *text;
+    size_t len;
+    (void)state;
+
+    s_setup(&f, "{\"rules\":["
+                "{\"match\":\"to\\\\s+\\\\(B,dim,H/4,W/4\\\\), reducing "
+                "the resolution 4 times\",\"scope\":\"all\",\"responses\":["
+                "{\"content\":\"##x_stem##\\n0:input\\n1:output\\n"
+                "2:Conv2d(out_channels=dim,kernel_size=4,stride=4)\\n3:BN\\n"
+                "0->2\\n2->3\\n3->1\\n##x_downsample##\\n0:input\\n"
+                "1:output\\n2:Conv2d(out_channels=dim,kernel_size=2,"
+                "stride=2)\\n0->2\\n2->1\\n\"}]},"
+                "{\"match\":\"carries out\",\"responses\":[{\"echo_block\":"
+                "{\"replace\":[[\"9:ReLU\",\"9:GELU\"]]}}]}]}");
+    graph_design_destroy(&f.parent);
+    text = text_file_read("tests/blocks/good/imagenet_basic.txt", 0, &len,
+                          err, sizeof err);
+    assert_non_null(text);
+    graph_errors_init(&errs);
+    assert_int_equal(graph_design_parse(text, len, "imagenet_basic.txt",
+                                        &f.parent, &errs),
+                     0);
+    graph_errors_free(&errs);
+    free(text);
+    f.net.stem_scale = 4;
+    f.cfg.stem_always = true;
+    assert_int_equal(modifier_apply(&f.cfg, &f.env, f.parent, "GELU", "", NULL,
+                                    NULL, &r, err, sizeof err),
+                     0);
+    assert_int_equal(r.status, MODIFY_OK);
+    assert_true(r.stem_new);
+    char *stem = graph_block_print(r.design->stem);
+    assert_non_null(strstr(stem, "kernel_size=4,stride=4"));
+    free(stem);
+    assert_int_equal(fixture_log_count(&f.srv, "(B,dim,H/4,W/4)"), 1);
+    assert_int_equal(fixture_log_count(&f.srv, "(B,dim,H,W)"), 0);
+    modify_result_free(&r);
+    s_teardown(&f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -285,6 +332,7 @@ int main(void)
         cmocka_unit_test(test_fixed_after_feedback),
         cmocka_unit_test(test_never_fixed_duplicate_and_down),
         cmocka_unit_test(test_new_stem_and_downsample),
+        cmocka_unit_test(test_stem_for_a_reducing_skeleton),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

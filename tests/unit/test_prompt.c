@@ -21,7 +21,7 @@ static const struct {
 } s_uses[] = {
     {"modify", {"format", "contract", "inspiration", "block", "experience"}},
     {"feedback", {"errors"}},
-    {"stem", {"format", "errors", "name", "block", "current"}},
+    {"stem", {"format", "errors", "name", "block", "current", "stem_shape"}},
     {"rank", {"dataset", "accuracy", "experience", "block", "candidates"}},
     {"choose", {"dataset", "tree", "candidates", "count", "experience"}},
     {"invent", {"count", "dataset", "experience", "block"}},

@@ -274,6 +274,38 @@ static void test_schema1_bytes_still_decode(void **state)
     nader__job_record__free_unpacked(j, NULL);
 }
 
+/* Recipe.stem_scale came after schema 1: a recipe written before it (here
+ * {batch 64, cells_per_stage 1}) reads as stem_scale 1, what it was
+ * trained at, and a set one travels as field 10. */
+static void test_recipe_stem_scale(void **state)
+{
+    static const uint8_t old[] = {0x10, 0x40, 0x40, 0x01};
+    Nader__Recipe *r, rec = NADER__RECIPE__INIT;
+    uint8_t buf[64];
+    size_t n;
+
+    (void)state;
+    r = nader__recipe__unpack(NULL, sizeof old, old);
+    assert_non_null(r);
+    assert_int_equal(r->batch, 64);
+    assert_int_equal(r->cells_per_stage, 1);
+    assert_false(r->has_stem_scale);
+    assert_int_equal(r->stem_scale, 1);
+    nader__recipe__free_unpacked(r, NULL);
+
+    assert_int_equal(rec.stem_scale, 1);
+    rec.has_stem_scale = 1;
+    rec.stem_scale = 4;
+    n = nader__recipe__pack(&rec, buf);
+    assert_int_equal(n, 2);
+    assert_int_equal(buf[0], (10 << 3) | 0);
+    assert_int_equal(buf[1], 4);
+    r = nader__recipe__unpack(NULL, n, buf);
+    assert_non_null(r);
+    assert_int_equal(r->stem_scale, 4);
+    nader__recipe__free_unpacked(r, NULL);
+}
+
 static void test_unknown_fields_are_tolerated(void **state)
 {
     /* A record from a newer nader: field 99 (varint) and field 100
@@ -361,6 +393,7 @@ int main(void)
         cmocka_unit_test(test_small_bodies_round_trip),
         cmocka_unit_test(test_envelope_checks),
         cmocka_unit_test(test_schema1_bytes_still_decode),
+        cmocka_unit_test(test_recipe_stem_scale),
         cmocka_unit_test(test_unknown_fields_are_tolerated),
         cmocka_unit_test(test_store_records_round_trip),
     };

@@ -75,7 +75,7 @@ int checkpoint_save(network_t *nw, const char *path,
                     const checkpoint_info_t *ci, char *err, size_t errlen)
 {
     char epoch[16], step[24], seed[24], width[16], batch[16], epochs[16];
-    char lr[32], mom[32], wd[32];
+    char scale[16], lr[32], mom[32], wd[32];
     char *history = s_history_json(ci->history, ci->n_history);
     int rc;
 
@@ -87,6 +87,7 @@ int checkpoint_save(network_t *nw, const char *path,
     snprintf(step, sizeof(step), "%" PRId64, ci->step);
     snprintf(seed, sizeof(seed), "%" PRIu64, ci->seed);
     snprintf(width, sizeof(width), "%d", ci->width);
+    snprintf(scale, sizeof(scale), "%d", ci->stem_scale);
     snprintf(batch, sizeof(batch), "%d", ci->batch);
     snprintf(epochs, sizeof(epochs), "%d", ci->epochs);
     snprintf(lr, sizeof(lr), "%.17g", ci->lr);
@@ -96,7 +97,8 @@ int checkpoint_save(network_t *nw, const char *path,
         "format", CKPT_FORMAT, "version", CKPT_VERSION,
         "epoch", epoch, "step", step, "seed", seed,
         "design", ci->design, "dataset", ci->dataset, "split", ci->split,
-        "skeleton", ci->skeleton, "width", width, "batch", batch,
+        "skeleton", ci->skeleton, "stem_scale", scale, "width", width,
+        "batch", batch,
         "epochs", epochs, "lr", lr, "momentum", mom, "weight_decay", wd,
         "nesterov", ci->nesterov ? "true" : "false",
         "history", history, NULL};
@@ -239,6 +241,10 @@ int checkpoint_read(const char *path, checkpoint_info_t *ci,
             rc = -EINVAL;
         }
     }
+    if (!rc && safetensors_meta(st, "stem_scale"))
+        rc = s_meta_int(st, "stem_scale", 1, 8, &v[5], err, errlen);
+    else
+        v[5] = 1;
     if (!rc)
         rc = s_meta_real(st, "lr", &ci->lr, err, errlen);
     if (!rc)
@@ -264,6 +270,7 @@ int checkpoint_read(const char *path, checkpoint_info_t *ci,
     ci->width = (int)v[2];
     ci->batch = (int)v[3];
     ci->epochs = (int)v[4];
+    ci->stem_scale = (int)v[5];
     ci->nesterov = safetensors_meta(st, "nesterov") &&
                    strcmp(safetensors_meta(st, "nesterov"), "true") == 0;
     rc = s_history_read(st, ci, err, errlen);
@@ -302,6 +309,7 @@ int checkpoint_match(const checkpoint_info_t *have,
     CK_STR(dataset)
     CK_STR(split)
     CK_STR(skeleton)
+    CK_NUM(stem_scale, "%d", int)
     CK_NUM(width, "%d", int)
     CK_NUM(batch, "%d", int)
     CK_NUM(epochs, "%d", int)

@@ -34,6 +34,7 @@ typedef struct checkpoint_info {
     char dataset[24];
     char split[256];          /* the split file, or "seeded" */
     char skeleton[8];
+    int stem_scale;           /* 1 in checkpoints older than the field */
     int width, batch, epochs;
     double lr, momentum, weight_decay;
     bool nesterov;

@@ -284,6 +284,7 @@ static void s_identity(const trainer_t *t, checkpoint_info_t *ci)
     snprintf(ci->split, sizeof(ci->split), "%s", t->split_name);
     snprintf(ci->skeleton, sizeof(ci->skeleton), "%s",
              net_skeleton_name(t->ncfg.skeleton));
+    ci->stem_scale = t->nets[0].net->config.stem_scale;
     ci->width = t->nets[0].net->width;
     ci->batch = c->batch;
     ci->epochs = c->epochs;
