@@ -6,6 +6,8 @@
 #   make asan       build into build-asan/ with ASan+UBSan and run the tests
 #   make fuzz       build the libFuzzer targets and fuzz for FUZZ_SECONDS
 #   make bench      build and run the benchmarks (they print figures)
+#   make engine     only the engine and the GPU check's tools, against
+#                   libjansson and OpenBLAS (for GPU machines; docs/gpu.md)
 #   make format     apply .clang-format
 #
 # Sources are found by folder, so a new file needs no edit here:
@@ -22,7 +24,7 @@ OPT ?= -O2
 SAN ?=
 
 PKGS := libzmq libczmq libprotobuf-c lmdb jansson yaml-0.1 libcurl \
-        libsodium openblas
+        libsodium openblas libmicrohttpd
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
@@ -52,10 +54,16 @@ CUDA_ARCH ?= -gencode arch=compute_90,code=sm_90 \
              -gencode arch=compute_90,code=compute_90 \
              -gencode arch=compute_80,code=sm_80 \
              -gencode arch=compute_75,code=compute_75
+# cuDNN outside the toolkit (a pip wheel's nvidia/cudnn, say): CUDNN_HOME.
+ifneq ($(CUDNN_HOME),)
+CUDNN_INC := -I$(CUDNN_HOME)/include
+CUDNN_LIB := -L$(CUDNN_HOME)/lib -Wl,-rpath,$(CUDNN_HOME)/lib
+endif
 NVCCFLAGS := -O3 -std=c++17 $(CUDA_ARCH) -lineinfo -DNADER_HAVE_CUDA \
-             -Xcompiler -Wall,-fPIC $(INCLUDES) -MMD -MP
-LDLIBS_ALL += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 \
-              -lcudnn -lcublasLt -lcublas -lcudart -lstdc++
+             -Xcompiler -Wall,-Wextra,-fPIC $(INCLUDES) $(CUDNN_INC) -MMD -MP
+CUDA_LIBS := $(CUDNN_LIB) -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 \
+             -lcudnn -lcublasLt -lcublas -lcudart -lstdc++
+LDLIBS_ALL += $(CUDA_LIBS)
 endif
 
 # --- sources ----------------------------------------------------------------
@@ -72,7 +80,15 @@ ifeq ($(HAVE_CUDA),1)
 LIB_OBJ += $(patsubst %.cu,$(BUILD)/obj/%.cu.o,$(CUDA_SRC))
 endif
 
+# Text files embedded into the library as C strings (the prompts).
+PROMPT_TXT := $(wildcard prompts/*.txt)
+ifneq ($(PROMPT_TXT),)
+LIB_OBJ += $(BUILD)/obj/gen/prompts.o
+endif
+
 CLI_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard cli/*.c))
+# Pages compiled into nader as C strings: cli/NAME_page.html -> NAME_page.h
+PAGES := $(patsubst cli/%.html,$(BUILD)/gen/%.h,$(wildcard cli/*_page.html))
 BINS := $(BUILD)/nader
 ifneq ($(wildcard coordinator/main.c),)
 BINS += $(BUILD)/nader-coordinator
@@ -88,7 +104,7 @@ TOOL_BIN := $(patsubst tests/tools/%.c,$(BUILD)/tools/%,$(TOOL_SRC))
 BENCH_SRC := $(wildcard tests/bench/bench_*.c)
 BENCH_BIN := $(patsubst tests/bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 
-.PHONY: all test asan fuzz bench format deps clean tests benches
+.PHONY: all test asan fuzz bench format deps clean tests benches engine
 all: $(BINS) tests benches
 
 tests: $(TEST_BIN) $(TOOL_BIN)
@@ -98,6 +114,16 @@ benches: $(BENCH_BIN)
 $(BUILD)/gen/%.pb-c.c $(BUILD)/gen/%.pb-c.h: proto/%.proto
 	@mkdir -p $(dir $@)
 	protoc-c --proto_path=proto --c_out=$(BUILD)/gen $<
+
+$(BUILD)/gen/prompts.c: $(PROMPT_TXT) prompts/embed.sh
+	@mkdir -p $(dir $@)
+	sh prompts/embed.sh $(PROMPT_TXT) > $@.tmp && mv $@.tmp $@
+
+$(BUILD)/gen/%_page.h: cli/%_page.html
+	@mkdir -p $(dir $@)
+	sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/^/"/' -e 's/$$/\\n"/' \
+	  $< >$@.tmp && mv $@.tmp $@
+$(CLI_OBJ): $(PAGES)
 
 $(BUILD)/obj/gen/%.o: $(BUILD)/gen/%.c
 	@mkdir -p $(dir $@)
@@ -143,6 +169,56 @@ $(BUILD)/bench/%: $(BUILD)/obj/tests/bench/%.o $(BUILD)/libnader.a
 	@mkdir -p $(dir $@)
 	$(CC) -o $@ $^ $(LDLIBS_ALL)
 
+# --- the engine alone, for GPU machines (tests/gpu/check.sh) ---------------
+# A machine lent for its GPU may lack the daemons' libraries (ZeroMQ, LMDB,
+# libyaml, ...).  `make engine` builds what training needs, against
+# libjansson and OpenBLAS only, into $(ENGINE_BUILD): the graph library,
+# the engine, the CUDA backend, nader-train (cli/cmd_train.c behind a
+# one-command main) and the GPU check's tools.  ENGINE_CFLAGS and
+# ENGINE_LIBS say where those two libraries are when pkg-config cannot.
+ENGINE_BUILD ?= build-engine
+ENGINE_CFLAGS ?= $(shell pkg-config --cflags jansson openblas 2>/dev/null)
+ENGINE_LIBS ?= $(shell pkg-config --libs jansson openblas 2>/dev/null || \
+                 echo -ljansson -lopenblas)
+ENGINE_SRC := $(wildcard common/graph*.c common/net*.c common/log.c) \
+              $(wildcard worker/engine/*.c)
+ENGINE_OBJ := $(patsubst %.c,$(ENGINE_BUILD)/obj/%.o,$(ENGINE_SRC))
+ifeq ($(HAVE_CUDA),1)
+ENGINE_OBJ += $(patsubst %.cu,$(ENGINE_BUILD)/obj/%.cu.o,$(CUDA_SRC))
+ENGINE_DEFS := -DNADER_HAVE_CUDA
+endif
+ENGINE_CFLAGS_ALL := -std=gnu11 $(OPT) -g -Wall -Wextra -fopenmp -MMD -MP \
+                     $(INCLUDES) $(ENGINE_CFLAGS) $(ENGINE_DEFS)
+ENGINE_LDLIBS := $(ENGINE_LIBS) -lm -lpthread -fopenmp $(CUDA_LIBS)
+ENGINE_CHECK_TOOLS := $(ENGINE_BUILD)/cuda_parity $(ENGINE_BUILD)/gpu_train
+ENGINE_TOOLS := $(ENGINE_CHECK_TOOLS)
+ifneq ($(wildcard cli/cmd_train.c),)
+ENGINE_TOOLS += $(ENGINE_BUILD)/nader-train
+endif
+
+engine: $(ENGINE_TOOLS)
+
+$(ENGINE_BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ENGINE_CFLAGS_ALL) -c -o $@ $<
+
+$(ENGINE_BUILD)/obj/%.cu.o: %.cu
+	@mkdir -p $(dir $@)
+	$(NVCC) $(NVCCFLAGS) -c -o $@ $<
+
+$(ENGINE_BUILD)/libengine.a: $(ENGINE_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(ENGINE_CHECK_TOOLS): $(ENGINE_BUILD)/%: $(ENGINE_BUILD)/obj/tests/tools/%.o \
+                                          $(ENGINE_BUILD)/libengine.a
+	$(CC) -o $@ $^ $(ENGINE_LDLIBS)
+
+$(ENGINE_BUILD)/nader-train: $(ENGINE_BUILD)/obj/tests/gpu/train_main.o \
+                             $(ENGINE_BUILD)/obj/cli/cmd_train.o \
+                             $(ENGINE_BUILD)/libengine.a
+	$(CC) -o $@ $^ $(ENGINE_LDLIBS)
+
 # --- top-level jobs ---------------------------------------------------------
 test: all
 	BUILD=$(BUILD) bash tests/run.sh $(T)
@@ -176,8 +252,9 @@ format:
 DEB_PACKAGES := build-essential pkg-config clang libclang-rt-14-dev \
   libzmq3-dev libczmq-dev libprotobuf-c-dev protobuf-c-compiler \
   liblmdb-dev lmdb-utils libjansson-dev libyaml-dev libcmocka-dev \
-  libopenblas-dev libcurl4-openssl-dev libsodium-dev \
-  python3 python3-numpy python3-torch python3-sklearn python3-yaml
+  libopenblas-dev libcurl4-openssl-dev libsodium-dev libmicrohttpd-dev \
+  python3 python3-numpy python3-torch python3-sklearn python3-yaml \
+  curl chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 deps:
 	$(SUDO) apt-get update
@@ -185,6 +262,7 @@ deps:
 	  --no-install-recommends $(DEB_PACKAGES)
 
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan $(ENGINE_BUILD)
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
+-include $(shell find $(ENGINE_BUILD)/obj -name '*.d' 2>/dev/null)

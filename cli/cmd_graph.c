@@ -26,6 +26,7 @@ typedef struct opts {
     const char *format;
     int skeleton;           /* -1: from the design */
     int width;
+    int stem_scale;
     int64_t budget;
     bool json;
 } opts_t;
@@ -35,13 +36,18 @@ static void s_usage_check(FILE *out)
     fprintf(out,
             "usage: nader graph check FILE [--skeleton nb201|darts]\n"
             "         [--dataset cifar10|cifar100|imagenet16-120]\n"
-            "         [--budget PARAMS] [--width W] [--json]\n\n"
+            "         [--budget PARAMS] [--width W] [--stem-scale S] "
+            "[--json]\n\n"
             "Check a design completely: structure, arguments, shapes and "
             "roles at\nthe base width chosen for the parameter budget "
             "(default 1.5M, within\n3%%, MACs per image under 0.2 G at "
             "32x32), or at --width W.  Every\nerror is printed on one "
             "line.  The skeleton defaults to darts for\ntwo-input cells "
-            "and nb201 otherwise.  FILE may be - for standard input.\n"
+            "and nb201 otherwise.  The stem must keep the input\n"
+            "resolution, or with --stem-scale S (2, 4 or 8; 4 for "
+            "ImageNet-style stems)\nreduce it S times; the stages run "
+            "at the stem's resolution and the MAC\ncap stays the input "
+            "size's.  FILE may be - for standard input.\n"
             "Exit status: 0 valid, 1 invalid, 2 bad usage or unreadable "
             "file.\n");
 }
@@ -96,7 +102,8 @@ static int s_parse_count(const char *s, int64_t *out)
 static int s_parse_opts(int argc, char **argv, opts_t *o,
                         void (*usage)(FILE *))
 {
-    *o = (opts_t){.dataset = "cifar10", .format = "text", .skeleton = -1};
+    *o = (opts_t){.dataset = "cifar10", .format = "text", .skeleton = -1,
+                  .stem_scale = 1};
     for (int i = 2; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -104,6 +111,7 @@ static int s_parse_opts(int argc, char **argv, opts_t *o,
                      strcmp(a, "--dataset") == 0 ||
                      strcmp(a, "--budget") == 0 ||
                      strcmp(a, "--width") == 0 ||
+                     strcmp(a, "--stem-scale") == 0 ||
                      strcmp(a, "--format") == 0;
 
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
@@ -142,6 +150,15 @@ static int s_parse_opts(int argc, char **argv, opts_t *o,
                 return -1;
             }
             o->width = (int)w;
+        } else if (strcmp(a, "--stem-scale") == 0) {
+            char *end;
+            long s = strtol(v, &end, 10);
+            if (*end || s < 1 || s > 8 || !net_stem_scale_ok((int)s)) {
+                fprintf(stderr, "nader graph: bad stem scale '%s' (1, 2, 4 "
+                                "or 8)\n", v);
+                return -1;
+            }
+            o->stem_scale = (int)s;
         } else if (strcmp(a, "--format") == 0) {
             if (strcmp(v, "text") && strcmp(v, "dot") && strcmp(v, "json")) {
                 fprintf(stderr, "nader graph: unknown format '%s' (text, "
@@ -280,6 +297,7 @@ static int s_check(int argc, char **argv)
                        : d->two_input  ? NET_SKELETON_DARTS
                                        : NET_SKELETON_NB201;
         cfg.width = o.width;
+        cfg.stem_scale = o.stem_scale;
         if (o.budget > 0)
             cfg.budget = o.budget;
         rc = net_check(d, &cfg, &choice, &errs) == 0 ? 0 : 1;
@@ -296,6 +314,7 @@ static int s_check(int argc, char **argv)
         json_object_set_new(j, "skeleton",
                             json_string(net_skeleton_name(cfg.skeleton)));
         json_object_set_new(j, "dataset", json_string(o.dataset));
+        json_object_set_new(j, "stem_scale", json_integer(cfg.stem_scale));
         json_object_set_new(j, "budget", json_integer(cfg.budget));
         json_object_set_new(j, "width", valid ? json_integer(choice.width)
                                               : json_null());
@@ -312,8 +331,11 @@ static int s_check(int argc, char **argv)
         putchar('\n');
         json_decref(j);
     } else if (valid) {
-        printf("%s: valid (%s skeleton, %s)\n", o.file,
+        printf("%s: valid (%s skeleton, %s", o.file,
                net_skeleton_name(cfg.skeleton), o.dataset);
+        if (cfg.stem_scale > 1)
+            printf(", stem_scale %d", cfg.stem_scale);
+        printf(")\n");
         printf("  width %d, %lld parameters (budget %lld, %s %.0f%%), "
                "%.4f G MACs per image\n",
                choice.width, (long long)choice.params,

@@ -22,5 +22,18 @@ typedef struct cli_command {
 extern const cli_command_t cli_commands[];
 
 int cmd_graph(int argc, char **argv);   /* cli/cmd_graph.c */
+int cmd_train(int argc, char **argv);   /* cli/cmd_train.c */
+int cmd_status(int argc, char **argv);  /* cli/cmd_status.c */
+int cmd_submit(int argc, char **argv);  /* cli/cmd_submit.c */
+int cmd_results(int argc, char **argv); /* cli/cmd_results.c */
+int cmd_set(int argc, char **argv);     /* cli/cmd_set.c */
+int cmd_cancel(int argc, char **argv);  /* cli/cmd_cancel.c */
+int cmd_keygen(int argc, char **argv);  /* cli/cmd_keygen.c */
+int cmd_export(int argc, char **argv);  /* cli/cmd_export.c */
+int cmd_report(int argc, char **argv);  /* cli/cmd_report.c */
+int cmd_health(int argc, char **argv);  /* cli/cmd_health.c */
+int cmd_run(int argc, char **argv);     /* cli/cmd_run.c */
+int cmd_tree(int argc, char **argv);    /* cli/cmd_tree.c */
+int cmd_read(int argc, char **argv);    /* cli/cmd_read.c */
 
 #endif

@@ -20,6 +20,22 @@ const cli_command_t cli_commands[] = {
     {"help", s_help, "list the subcommands"},
     {"version", s_version, "print the version"},
     {"graph", cmd_graph, "check, show or hash a design file"},
+    {"train", cmd_train, "train one design on a data set"},
+    {"status", cmd_status, "show a coordinator: workers, queue, jobs, "
+                           "results"},
+    {"submit", cmd_submit, "queue evaluation jobs for a design"},
+    {"results", cmd_results, "list the results a coordinator kept"},
+    {"set", cmd_set, "change a live limit of a coordinator"},
+    {"cancel", cmd_cancel, "cancel jobs"},
+    {"keygen", cmd_keygen, "make a CURVE key pair"},
+    {"export", cmd_export, "write a design as PyTorch, dot, JSON or "
+                           "blocks, with its weights"},
+    {"report", cmd_report, "write an HTML page about a search"},
+    {"health", cmd_health, "check that a coordinator (and a worker) is "
+                           "up"},
+    {"run", cmd_run, "run a search on this machine (EXPERIMENT.yaml)"},
+    {"tree", cmd_tree, "print a search's tree of designs"},
+    {"read", cmd_read, "turn papers into inspirations; import lists"},
     {NULL, NULL, NULL},
 };
 

@@ -241,8 +241,9 @@ typedef struct graph_node_info {
  * (which must be linked) at the given bindings; in_shape is the shape of
  * input (and of input1 and input2).  info, when not NULL, holds
  * b->n_nodes entries, indexed like b->nodes.  Checks rules 4 (argument
- * values) to 6 for the role; appends one error per failing node (a node
- * whose inputs failed is not reported again).  Returns the number of
+ * values) to 6 for the role (a stem at the input resolution: a skeleton's
+ * stem_scale is applied by net_check); appends one error per failing node
+ * (a node whose inputs failed is not reported again).  Returns the number of
  * errors added.  *out_shape, when not NULL, gets the block output shape.
  */
 int graph_block_infer(const graph_block_t *b, const graph_bindings_t *bind,

@@ -106,11 +106,14 @@ typedef struct graph_resolved {
  * graph_block_infer with the resolved facts of every node (res, indexed
  * like b->nodes, may be NULL) and a quiet mode: errs may be NULL, and
  * when stop_first is true the pass ends at the first failing node (the
- * width search only needs to know that a width is invalid).
+ * width search only needs to know that a width is invalid).  A stem must
+ * return (B, dim, ceil(H/stem_scale), ceil(W/stem_scale)) of its input;
+ * stem_scale is the skeleton's (1: the input resolution) and is ignored
+ * for other roles.
  */
 int graph_block_infer_ex(const graph_block_t *b,
                          const graph_bindings_t *bind,
-                         const graph_shape_t *in_shape,
+                         const graph_shape_t *in_shape, int stem_scale,
                          graph_resolved_t *res, graph_shape_t *out_shape,
                          graph_errors_t *errs, bool stop_first);
 

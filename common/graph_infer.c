@@ -24,6 +24,7 @@ typedef struct infer {
     const graph_block_t *b;
     const graph_bindings_t *bind;
     const graph_shape_t *in_shape;
+    int stem_scale;
     graph_resolved_t *res;
     graph_errors_t *errs;
     int added;
@@ -840,23 +841,35 @@ static void s_role(infer_t *x, int out_pos, const graph_shape_t *got)
     const graph_bindings_t *b = x->bind;
     const graph_shape_t *in = x->in_shape;
     graph_shape_t want = *in;
-    const char *what;
-    char sa[96], sb[96];
+    int64_t s = x->stem_scale;
+    char what[160], sa[96], sb[96];
 
     switch (x->b->role) {
     case GRAPH_ROLE_STEM:
         want.d[1] = b->dim;
-        what = "a stem must return dim channels at the input resolution";
+        want.d[2] = (in->d[2] + s - 1) / s;
+        want.d[3] = (in->d[3] + s - 1) / s;
+        if (s == 1)
+            snprintf(what, sizeof what, "a stem must return dim channels "
+                     "at the input resolution %lldx%lld (stem_scale 1)",
+                     (long long)in->d[2], (long long)in->d[3]);
+        else
+            snprintf(what, sizeof what, "a stem must return dim channels "
+                     "at %lldx%lld, the %lldx%lld input reduced %lldx "
+                     "(stem_scale %lld)", (long long)want.d[2],
+                     (long long)want.d[3], (long long)in->d[2],
+                     (long long)in->d[3], (long long)s, (long long)s);
         break;
     case GRAPH_ROLE_DOWNSAMPLE:
         want.d[1] = b->dim;
         want.d[2] = (in->d[2] + 1) / 2;
         want.d[3] = (in->d[3] + 1) / 2;
-        what = "a downsample block must return dim channels at half the "
-               "resolution";
+        snprintf(what, sizeof what, "a downsample block must return dim "
+                 "channels at half the resolution");
         break;
     default:
-        what = "a cell must return the shape of its input";
+        snprintf(what, sizeof what, "a cell must return the shape of its "
+                 "input");
     }
     bool same = got->ndim == want.ndim &&
                 (got->batch_mask & 1u) == (want.batch_mask & 1u);
@@ -869,7 +882,7 @@ static void s_role(infer_t *x, int out_pos, const graph_shape_t *got)
 
 int graph_block_infer_ex(const graph_block_t *b,
                          const graph_bindings_t *bind,
-                         const graph_shape_t *in_shape,
+                         const graph_shape_t *in_shape, int stem_scale,
                          graph_resolved_t *res, graph_shape_t *out_shape,
                          graph_errors_t *errs, bool stop_first)
 {
@@ -879,7 +892,8 @@ int graph_block_infer_ex(const graph_block_t *b,
     int n = b->n_nodes;
     int *order = n <= SMALL ? s_order : malloc((size_t)n * sizeof *order);
     graph_resolved_t *r = res;
-    infer_t x = {b, bind, in_shape, NULL, errs, 0};
+    infer_t x = {b, bind, in_shape, stem_scale > 0 ? stem_scale : 1, NULL,
+                 errs, 0};
     int out_pos = -1;
 
     if (!r)
@@ -949,7 +963,7 @@ int graph_block_infer(const graph_block_t *b, const graph_bindings_t *bind,
                          -1, 0, "%s: out of memory", graph_role_name(b->role));
         return 1;
     }
-    rc = graph_block_infer_ex(b, bind, in_shape, res, out_shape, errs,
+    rc = graph_block_infer_ex(b, bind, in_shape, 1, res, out_shape, errs,
                               false);
     for (int i = 0; info && i < b->n_nodes; i++) {
         info[i].shape = res[i].shape;

@@ -5,10 +5,12 @@
  * downsample, N cells, a downsample, N cells, then global average pooling
  * and a linear classifier; for darts, two-input cells fed by the previous
  * two cells (spec/graph-format.md, "Assembly into a network", and
- * docs/skeletons.md).  Assembly resolves every expression at the chosen
- * base width, so the result is a flat DAG of net_node_t with plain
- * integers: it is what the engine executes, what the PyTorch exporter
- * prints, and what the parameter and MAC counts are summed over.
+ * docs/skeletons.md).  The stem keeps the input resolution, or reduces
+ * it by the configured stem_scale (ImageNet-style stems).  Assembly
+ * resolves every expression at the chosen base width, so the result is
+ * a flat DAG of net_node_t with plain integers: it is what the engine
+ * executes, what the PyTorch exporter prints, and what the parameter and
+ * MAC counts are summed over.
  *
  * Block input and output nodes are not materialised: a block's input
  * refers to the producing node of the previous instance, and its output
@@ -44,13 +46,22 @@ typedef struct net_config {
     int classes;              /* 10, 100, 120 */
     int in_c, in_h, in_w;     /* 3, 32, 32 (16, 16 for ImageNet16-120) */
     int cells_per_stage;      /* N, 5 by default */
+    int stem_scale;           /* s: the stem returns (B, w, ceil(H/s),
+                                 ceil(W/s)) and the stages run from
+                                 there; 1 (CIFAR style) by default, 4 for
+                                 ImageNet-style stems; 1, 2, 4 or 8 (0 is
+                                 read as 1) */
     int width;                /* > 0: use this base width; 0: search */
     int64_t budget;           /* parameter budget, 1,500,000 by default */
     double tolerance;         /* relative, 0.03 by default */
     int64_t mac_cap;          /* per image; 0: 0.2 G at 32x32, 0.05 G at
-                                 16x16, scaled by area otherwise */
+                                 16x16, scaled by the input's area
+                                 otherwise (whatever the stem_scale) */
     int min_width, max_width; /* search range, 1 .. 1024 by default */
 } net_config_t;
+
+/* Whether s is a stem scale the skeletons take: 1, 2, 4 or 8. */
+bool net_stem_scale_ok(int s);
 
 /*
  * Fill c with the defaults for a data set: "cifar10", "cifar10-valid",

@@ -149,8 +149,9 @@ static int s_instance(builder_t *b, const net_slot_t *s, int slot,
     res = calloc((size_t)blk->n_nodes, sizeof *res);
     if (!map || !order || !res)
         goto out;
-    if (graph_block_infer_ex(blk, &s->bind, &s->in_shape, res, NULL,
-                             b->errs, false) != 0 ||
+    if (graph_block_infer_ex(blk, &s->bind, &s->in_shape,
+                             b->net->config.stem_scale, res, NULL, b->errs,
+                             false) != 0 ||
         graph_block_topo(blk, order) < 0)
         goto out;
 
@@ -255,6 +256,8 @@ int net_build(const graph_design_t *d, const net_config_t *cfg, int batch,
 
     net_t *n = b.net;
     n->config = *cfg;
+    if (n->config.stem_scale == 0)
+        n->config.stem_scale = 1;
     n->width = choice.width;
     n->batch = batch;
     n->instances = calloc((size_t)n_slots, sizeof *n->instances);

@@ -30,6 +30,11 @@ const char *net_skeleton_name(net_skeleton_t s)
     return s == NET_SKELETON_DARTS ? "darts" : "nb201";
 }
 
+bool net_stem_scale_ok(int s)
+{
+    return s == 1 || s == 2 || s == 4 || s == 8;
+}
+
 int net_config_default(net_config_t *c, const char *dataset)
 {
     memset(c, 0, sizeof *c);
@@ -37,6 +42,7 @@ int net_config_default(net_config_t *c, const char *dataset)
     c->in_c = 3;
     c->in_h = c->in_w = 32;
     c->cells_per_stage = 5;
+    c->stem_scale = 1;
     c->budget = 1500000;
     c->tolerance = 0.03;
     c->min_width = 1;
@@ -72,9 +78,16 @@ static int64_t s_half(int64_t v)
     return (v + 1) / 2;
 }
 
-static void s_slot(net_slot_t *s, graph_role_t role, const graph_block_t *b,
-                   const char *name, int64_t batch, int64_t c, int64_t dim,
-                   int64_t h, int64_t w)
+/* The resolution the stem returns: the input's divided by the scale. */
+static int64_t s_stem_out(int64_t v, const net_config_t *cfg)
+{
+    int64_t s = cfg->stem_scale > 0 ? cfg->stem_scale : 1;
+    return (v + s - 1) / s;
+}
+
+static void s_slot(net_slot_t *s, const net_config_t *cfg, graph_role_t role,
+                   const graph_block_t *b, const char *name, int64_t batch,
+                   int64_t c, int64_t dim, int64_t h, int64_t w)
 {
     memset(s, 0, sizeof *s);
     s->role = role;
@@ -82,7 +95,10 @@ static void s_slot(net_slot_t *s, graph_role_t role, const graph_block_t *b,
     snprintf(s->name, sizeof s->name, "%s", name);
     s->bind = (graph_bindings_t){batch, c, dim, h, w};
     s->in_shape = s_shape(batch, c, h, w);
-    if (role == GRAPH_ROLE_DOWNSAMPLE)
+    if (role == GRAPH_ROLE_STEM)
+        s->out_shape = s_shape(batch, dim, s_stem_out(h, cfg),
+                               s_stem_out(w, cfg));
+    else if (role == GRAPH_ROLE_DOWNSAMPLE)
         s->out_shape = s_shape(batch, dim, s_half(h), s_half(w));
     else
         s->out_shape = s_shape(batch, dim, h, w);
@@ -97,22 +113,24 @@ static int s_nb201(const graph_design_t *d, const net_config_t *cfg,
     int64_t h = cfg->in_h, wd = cfg->in_w;
     char name[24];
 
-    s_slot(&slots[n++], GRAPH_ROLE_STEM, d->stem, "stem", batch, cfg->in_c,
-           w, h, wd);
+    s_slot(&slots[n++], cfg, GRAPH_ROLE_STEM, d->stem, "stem", batch,
+           cfg->in_c, w, h, wd);
+    h = slots[0].out_shape.d[2];
+    wd = slots[0].out_shape.d[3];
     for (int s = 0; s < 3; s++) {
         int64_t ws = (int64_t)w << s;
         for (int i = 0; i < N; i++) {
             snprintf(name, sizeof name, "stage%d.%d", s & 3, i & 1023);
-            s_slot(&slots[n], GRAPH_ROLE_CELL, d->cell, name, batch, ws, ws,
-                   h, wd);
+            s_slot(&slots[n], cfg, GRAPH_ROLE_CELL, d->cell, name, batch,
+                   ws, ws, h, wd);
             slots[n].src[0] = n - 1;
             n++;
         }
         if (s == 2)
             break;
         snprintf(name, sizeof name, "down%d", s & 3);
-        s_slot(&slots[n], GRAPH_ROLE_DOWNSAMPLE, d->downsample, name, batch,
-               ws, 2 * ws, h, wd);
+        s_slot(&slots[n], cfg, GRAPH_ROLE_DOWNSAMPLE, d->downsample, name,
+               batch, ws, 2 * ws, h, wd);
         slots[n].src[0] = n - 1;
         n++;
         h = s_half(h);
@@ -130,8 +148,8 @@ static int s_darts(const graph_design_t *d, const net_config_t *cfg,
     bool prev_red = false;
     char name[24];
 
-    s_slot(&slots[n++], GRAPH_ROLE_STEM, d->stem, "stem", batch, cfg->in_c,
-           w, cfg->in_h, cfg->in_w);
+    s_slot(&slots[n++], cfg, GRAPH_ROLE_STEM, d->stem, "stem", batch,
+           cfg->in_c, w, cfg->in_h, cfg->in_w);
     for (int k = 0; k < L; k++) {
         bool red = k == r1 || k == r2;
         const net_slot_t *a = &slots[pp], *b = &slots[p];
@@ -141,7 +159,7 @@ static int s_darts(const graph_design_t *d, const net_config_t *cfg,
         if (red)
             width *= 2;
         snprintf(name, sizeof name, "cells.%d", k & 1023);
-        s_slot(s, red ? GRAPH_ROLE_DOWNSAMPLE : GRAPH_ROLE_CELL,
+        s_slot(s, cfg, red ? GRAPH_ROLE_DOWNSAMPLE : GRAPH_ROLE_CELL,
                red ? d->downsample : d->cell, name, batch, width, width, h,
                wd);
         s->n_src = 2;
@@ -172,6 +190,12 @@ int net_slots_make(const graph_design_t *d, const net_config_t *cfg,
                          "design: cells_per_stage = %d is out of range "
                          "(1..%d)", cfg->cells_per_stage,
                          (NET_MAX_SLOTS - 3) / 3);
+        return -1;
+    }
+    if (cfg->stem_scale != 0 && !net_stem_scale_ok(cfg->stem_scale)) {
+        graph_errors_add(errs, GRAPH_RULE_DESIGN, "design", -1, 0,
+                         "design: stem_scale = %d is not one the skeletons "
+                         "take (1, 2, 4 or 8)", cfg->stem_scale);
         return -1;
     }
     if (d->two_input != darts) {
@@ -281,8 +305,9 @@ int net_measure(const graph_design_t *d, const net_config_t *cfg, int width,
             m += cm;
             continue;
         }
-        int e = graph_block_infer_ex(s->block, &s->bind, &s->in_shape, res,
-                                     NULL, errs, stop_first);
+        int e = graph_block_infer_ex(s->block, &s->bind, &s->in_shape,
+                                     cfg->stem_scale, res, NULL, errs,
+                                     stop_first);
         if (e) {
             errors += e;
             failed[n_failed++] = s->block;

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # graph_cli.sh - `nader graph check|show|hash` as a user and a script see
-# them: exit codes, the error lines, --json, standard input, and that a
-# shown design reads back to the same hash.  About a second.
+# them: exit codes, the error lines, --json, standard input, stem scales,
+# and that a shown design reads back to the same hash.  About a second.
 set -u
 cd "$(dirname "$0")/../.."
 NADER=${NADER_BIN:-build}/nader
@@ -59,6 +59,39 @@ expect_rc 2 "$NADER" graph check examples/blocks/resnet_basic.txt --skeleton big
 expect_rc 2 "$NADER" graph check examples/blocks/resnet_basic.txt --dataset mnist
 expect_rc 2 "$NADER" graph check examples/blocks/resnet_basic.txt --bogus
 expect_rc 2 "$NADER" graph check a.txt b.txt
+
+# ImageNet-style stems: valid only where the skeleton's stem_scale says
+# the stem reduces the input 4 times, with the rule-6 line otherwise.
+for ds in cifar10 imagenet16-120; do
+    expect_rc 0 "$NADER" graph check tests/blocks/good/imagenet_basic.txt \
+        --dataset $ds --stem-scale 4
+    expect_out "valid (nb201 skeleton, $ds, stem_scale 4)"
+done
+expect_rc 1 "$NADER" graph check tests/blocks/good/imagenet_patchnext.txt
+expect_out "stem node 1 (output): gets (B,16,8,8), but a stem must return dim channels at the input resolution 32x32 (stem_scale 1), (B,16,32,32)"
+expect_rc 1 "$NADER" graph check examples/blocks/resnet_basic.txt \
+    --stem-scale 4
+expect_out "stem node 1 (output): gets (B,16,32,32), but a stem must return dim channels at 8x8, the 32x32 input reduced 4x (stem_scale 4), (B,16,8,8)"
+expect_rc 0 "$NADER" graph check tests/blocks/good/darts_strided_stem.txt \
+    --stem-scale 2 --json
+"$PY" - "$tmp/out" <<'PYEOF' || fails=$((fails + 1))
+import json, sys
+j = json.load(open(sys.argv[1]))
+assert j["valid"] and j["skeleton"] == "darts" and j["stem_scale"] == 2, j
+PYEOF
+for bad in 0 3 16 x; do
+    expect_rc 2 "$NADER" graph check examples/blocks/resnet_basic.txt \
+        --stem-scale $bad
+done
+# The scale is the skeleton's, not the design's: the hash ignores it.
+expect_rc 0 "$NADER" graph hash tests/blocks/good/imagenet_basic.txt
+h1=$(cat "$tmp/out")
+expect_rc 0 "$NADER" graph hash tests/blocks/good/imagenet_basic.txt \
+    --stem-scale 4
+if [[ $h1 != "$(cat "$tmp/out")" ]]; then
+    echo "FAIL: --stem-scale changed the hash"
+    fails=$((fails + 1))
+fi
 
 # --json: one object with the documented fields.
 expect_rc 0 "$NADER" graph check examples/blocks/se_residual.txt --json \

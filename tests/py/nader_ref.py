@@ -485,7 +485,7 @@ class BlockModule(nn.Module):
                             else a["prob"])
         return None
 
-    def _apply(self, node, xs, batch):
+    def _run_node(self, node, xs, batch):
         """The functional operations (no module)."""
         op, a = node.op, node.args
         env = dict(self.env, B=batch)
@@ -547,7 +547,7 @@ class BlockModule(nn.Module):
             if i in self.layers:
                 vals[i] = getattr(self, self.layers[i])(xs[0])
             else:
-                vals[i] = self._apply(node, xs, batch)
+                vals[i] = self._run_node(node, xs, batch)
             if build:
                 self.shapes[i] = tuple(vals[i].shape)
         return vals[self.out_index]
@@ -612,14 +612,28 @@ def _env(c, dim, h, w):
             "W": Fraction(w), "B": Fraction(2)}
 
 
+def _stem(design, width, in_shape, stem_scale):
+    """The stem module; its output must be (2, width, ceil(H/s),
+    ceil(W/s)) for the skeleton's stem scale s."""
+    if stem_scale not in (1, 2, 4, 8):
+        raise ValueError("stem_scale %r is not 1, 2, 4 or 8" % stem_scale)
+    c, h, w = in_shape
+    stem = BlockModule(design.stem, _env(c, width, h, w),
+                       [torch.zeros(2, c, h, w)])
+    want = (2, width, -(-h // stem_scale), -(-w // stem_scale))
+    if tuple(stem.out_shape) != want:
+        raise ValueError("the stem returns %r, stem_scale %d wants %r"
+                         % (tuple(stem.out_shape), stem_scale, want))
+    return stem
+
+
 class NB201Net(nn.Module):
-    def __init__(self, design, width, classes, in_shape, cells_per_stage):
+    def __init__(self, design, width, classes, in_shape, cells_per_stage,
+                 stem_scale=1):
         super().__init__()
-        c, h, w = in_shape
-        x = torch.zeros(2, c, h, w)
-        self.stem = BlockModule(design.stem, _env(c, width, h, w), [x])
+        self.stem = _stem(design, width, in_shape, stem_scale)
         x = torch.zeros(*self.stem.out_shape)
-        ch = width
+        ch, h, w = width, x.shape[2], x.shape[3]
         for s in range(3):
             cells = nn.ModuleList()
             for _ in range(cells_per_stage):
@@ -646,13 +660,12 @@ class NB201Net(nn.Module):
 
 
 class DartsNet(nn.Module):
-    def __init__(self, design, width, classes, in_shape, cells_per_stage):
+    def __init__(self, design, width, classes, in_shape, cells_per_stage,
+                 stem_scale=1):
         super().__init__()
-        c, h, w = in_shape
         n_cells = 3 * cells_per_stage + 2
         reductions = (n_cells // 3, 2 * n_cells // 3)
-        x = torch.zeros(2, c, h, w)
-        self.stem = BlockModule(design.stem, _env(c, width, h, w), [x])
+        self.stem = _stem(design, width, in_shape, stem_scale)
         s0 = s1 = torch.zeros(*self.stem.out_shape)
         ch, prev_red = width, False
         self.cells = nn.ModuleList()
@@ -680,12 +693,15 @@ class DartsNet(nn.Module):
 
 
 def build_network(design, skeleton, width, classes=10, in_shape=(3, 32, 32),
-                  cells_per_stage=5):
-    """The whole network of a design, as nader assembles it."""
+                  cells_per_stage=5, stem_scale=1):
+    """The whole network of a design, as nader assembles it; the stem
+    reduces the input stem_scale times and the stages run from there."""
     if skeleton == "nb201":
-        return NB201Net(design, width, classes, in_shape, cells_per_stage)
+        return NB201Net(design, width, classes, in_shape, cells_per_stage,
+                        stem_scale)
     if skeleton == "darts":
-        return DartsNet(design, width, classes, in_shape, cells_per_stage)
+        return DartsNet(design, width, classes, in_shape, cells_per_stage,
+                        stem_scale)
     raise ValueError("unknown skeleton %r" % skeleton)
 
 

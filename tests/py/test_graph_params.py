@@ -1,10 +1,11 @@
 """Whole-network parameter counts, parameter names and shapes, block node
 shapes and MACs of nader's assembly agree with PyTorch's for the same
 network built independently by tests/py/nader_ref.py, for several blocks
-and widths in both skeletons, and `nader graph check --json` reports the
-same counts.
+and widths in both skeletons - ImageNet-style designs whose stem reduces
+the input 4 times (stem_scale 4) on 32x32 and 16x16 inputs among them -
+and `nader graph check --json` reports the same counts.
 
-Runs in about 10 s (torch import and ~25 small networks).
+Runs in about 15 s (torch import and ~40 small networks).
 """
 
 import json
@@ -47,6 +48,26 @@ CASES = [
     ("tests/blocks/good/cell_only.txt", "nb201", "cifar10", [None]),
 ]
 
+# Skeletons whose stem reduces the resolution: (file, skeleton, data set,
+# forced widths, stem_scale).
+SCALED = [
+    ("tests/blocks/good/imagenet_patchnext.txt", "nb201", "cifar10",
+     [None, 6], 4),
+    ("tests/blocks/good/imagenet_patchnext.txt", "nb201", "imagenet16-120",
+     [None], 4),
+    ("tests/blocks/good/imagenet_bottleneck.txt", "nb201", "cifar100",
+     [None, 8], 4),
+    ("tests/blocks/good/imagenet_bottleneck.txt", "nb201", "imagenet16-120",
+     [None], 4),
+    ("tests/blocks/good/imagenet_basic.txt", "nb201", "cifar10",
+     [None, 5], 4),
+    ("tests/blocks/good/imagenet_basic.txt", "nb201", "imagenet16-120",
+     [None], 4),
+    ("tests/blocks/good/darts_strided_stem.txt", "darts", "cifar10",
+     [None, 6], 2),
+    ("examples/blocks/se_residual.txt", "nb201", "cifar10", [None], 1),
+]
+
 SIZES = {"cifar10": (10, 32), "cifar100": (100, 32),
          "imagenet16-120": (120, 16)}
 
@@ -58,10 +79,12 @@ def run(cmd):
 
 
 class ParamParity(unittest.TestCase):
-    def check_case(self, path, skeleton, dataset, width):
+    def check_case(self, path, skeleton, dataset, width, stem_scale=None):
         cmd = [NET_DUMP, path, "--skeleton", skeleton, "--dataset", dataset]
         if width:
             cmd += ["--width", str(width)]
+        if stem_scale:
+            cmd += ["--stem-scale", str(stem_scale)]
         rc, out, err = run(cmd)
         self.assertEqual(rc, 0, err)
         c = json.loads(out)
@@ -71,8 +94,10 @@ class ParamParity(unittest.TestCase):
             design = nader_ref.parse_design(f.read())
         torch.manual_seed(0)
         net = nader_ref.build_network(design, skeleton, c["width"], classes,
-                                      (3, res, res))
-        what = "%s %s w=%d" % (path, skeleton, c["width"])
+                                      (3, res, res),
+                                      stem_scale=stem_scale or 1)
+        what = "%s %s w=%d s=%d" % (path, skeleton, c["width"],
+                                    stem_scale or 1)
 
         # Whole-network trainable parameters, then every tensor.
         self.assertEqual(c["params"], nader_ref.count_params(net), what)
@@ -107,12 +132,38 @@ class ParamParity(unittest.TestCase):
                     if w is None:
                         self.check_cli(path, skeleton, dataset, c)
 
-    def check_cli(self, path, skeleton, dataset, c):
-        rc, out, err = run([NADER, "graph", "check", path, "--skeleton",
-                            skeleton, "--dataset", dataset, "--json"])
+    def test_stem_scales(self):
+        for path, skeleton, dataset, widths, scale in SCALED:
+            for w in widths:
+                with self.subTest(path=path, dataset=dataset, width=w):
+                    c = self.check_case(path, skeleton, dataset, w, scale)
+                    if w is None:
+                        self.check_cli(path, skeleton, dataset, c, scale)
+            # The reference refuses the stem at any other scale, as
+            # nader does.
+            other = 1 if scale != 1 else 4
+            with open(os.path.join(ROOT, path)) as f:
+                design = nader_ref.parse_design(f.read())
+            classes, res = SIZES[dataset]
+            with self.assertRaises(ValueError):
+                nader_ref.build_network(design, skeleton, 8, classes,
+                                        (3, res, res), stem_scale=other)
+            rc, _, err = run([NET_DUMP, path, "--skeleton", skeleton,
+                              "--dataset", dataset, "--stem-scale",
+                              str(other)])
+            self.assertEqual(rc, 1)
+            self.assertIn("stem node", err)
+
+    def check_cli(self, path, skeleton, dataset, c, stem_scale=None):
+        cmd = [NADER, "graph", "check", path, "--skeleton", skeleton,
+               "--dataset", dataset, "--json"]
+        if stem_scale:
+            cmd += ["--stem-scale", str(stem_scale)]
+        rc, out, err = run(cmd)
         self.assertEqual(rc, 0, out + err)
         j = json.loads(out)
         self.assertTrue(j["valid"])
+        self.assertEqual(j["stem_scale"], stem_scale or 1)
         self.assertEqual(j["errors"], [])
         self.assertEqual(j["width"], c["width"])
         self.assertEqual(j["params"], c["params"])

@@ -4,7 +4,7 @@
  * reference in tests/py/nader_ref.py, the engine, the exporter).
  *
  *   net_dump FILE [--skeleton nb201|darts] [--dataset NAME] [--width W]
- *            [--batch B] [--budget PARAMS]
+ *            [--batch B] [--budget PARAMS] [--stem-scale S]
  *
  * Output: {"width", "batch", "params", "macs", "hash", "nodes": [...],
  * "parameters": [{"name", "shape", "numel", "trainable"}]}.  Exit 0 on
@@ -82,7 +82,7 @@ static json_t *s_node(const net_t *n, int id)
 int main(int argc, char **argv)
 {
     const char *file = NULL, *dataset = "cifar10", *skeleton = NULL;
-    int width = 0, batch = 2;
+    int width = 0, batch = 2, stem_scale = 0;
     long long budget = 0;
     graph_design_t *d = NULL;
     graph_errors_t errs;
@@ -103,6 +103,8 @@ int main(int argc, char **argv)
             width = atoi(argv[++i]);
         else if (strcmp(a, "--batch") == 0 && v)
             batch = atoi(argv[++i]);
+        else if (strcmp(a, "--stem-scale") == 0 && v)
+            stem_scale = atoi(argv[++i]);
         else if (strcmp(a, "--budget") == 0 && v)
             budget = atoll(argv[++i]);
         else if (a[0] != '-' && !file)
@@ -114,7 +116,8 @@ int main(int argc, char **argv)
     }
     if (!file || net_config_default(&cfg, dataset) < 0) {
         fprintf(stderr, "usage: net_dump FILE [--skeleton S] [--dataset D] "
-                        "[--width W] [--batch B] [--budget P]\n");
+                        "[--width W] [--batch B] [--budget P] "
+                        "[--stem-scale S]\n");
         return 2;
     }
     if (!(text = s_slurp(file, &len))) {
@@ -129,6 +132,8 @@ int main(int argc, char **argv)
     else
         cfg.skeleton = d->two_input ? NET_SKELETON_DARTS : NET_SKELETON_NB201;
     cfg.width = width;
+    if (stem_scale > 0)
+        cfg.stem_scale = stem_scale;
     if (budget > 0)
         cfg.budget = budget;
     if (net_build(d, &cfg, batch, &net, &errs) < 0)

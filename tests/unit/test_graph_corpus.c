@@ -5,10 +5,12 @@
  * assembles, and reads back from its printed form with the same hash.
  *
  * A bad file starts with "# expect: BLOCK NODE RULE" (NODE "-" for a
- * block-level error); "# width: W" forces a width and "# skeleton: S"
- * picks the skeleton.  The expected error must be the first one
- * reported, and each message must begin the way the LLM is told they
- * begin ("cell node 4 (Add): ..." or "FILE:LINE: ...").
+ * block-level error); "# width: W" forces a width, "# skeleton: S"
+ * picks the skeleton and "# stem_scale: S" sets the skeleton's stem
+ * scale (good files too: the ImageNet-style designs need 4).  The
+ * expected error must be the first one reported, and each message must
+ * begin the way the LLM is told they begin ("cell node 4 (Add): ..." or
+ * "FILE:LINE: ...").
  */
 #include <dirent.h>
 #include <setjmp.h>
@@ -75,6 +77,8 @@ static void s_config(const char *text, const graph_design_t *d,
                                       : NET_SKELETON_NB201;
     if ((p = strstr(text, "# width:")))
         cfg->width = atoi(p + 8);
+    if ((p = strstr(text, "# stem_scale:")))
+        cfg->stem_scale = atoi(p + 13);
     if ((p = strstr(text, "# skeleton:")) &&
         sscanf(p + 11, "%31s", name) == 1)
         cfg->skeleton = (net_skeleton_t)net_skeleton_parse(name);

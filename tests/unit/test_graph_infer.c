@@ -317,7 +317,7 @@ static void test_no_cascade(void **state)
     /* Quiet mode, first error only. */
     graph_bindings_t bind = {2, 16, 16, 8, 8};
     graph_shape_t in = {4, {2, 16, 8, 8}, 1};
-    assert_int_equal(graph_block_infer_ex(b, &bind, &in, NULL, NULL, NULL,
+    assert_int_equal(graph_block_infer_ex(b, &bind, &in, 1, NULL, NULL, NULL,
                                           true), 1);
     graph_block_destroy(&b);
 }
@@ -343,8 +343,25 @@ static void test_roles(void **state)
     assert_int_equal(graph_block_infer(b, &bind, &in, NULL, &out, &e), 1);
     assert_string_equal(e.v[0].message,
                         "stem node 1 (output): gets (B,32,8,8), but a stem "
-                        "must return dim channels at the input resolution, "
-                        "(B,32,16,16)");
+                        "must return dim channels at the input resolution "
+                        "16x16 (stem_scale 1), (B,32,16,16)");
+
+    /* A skeleton with stem_scale 2 takes it, and 4 wants 4x4 (and says
+     * so); the other roles ignore the scale. */
+    graph_errors_free(&e);
+    graph_errors_init(&e);
+    assert_int_equal(graph_block_infer_ex(b, &bind, &in, 2, NULL, &out, &e,
+                                          false), 0);
+    s_shape_is(&out, "(B,32,8,8)");
+    assert_int_equal(graph_block_infer_ex(b, &bind, &in, 4, NULL, &out, &e,
+                                          false), 1);
+    assert_string_equal(e.v[0].message,
+                        "stem node 1 (output): gets (B,32,8,8), but a stem "
+                        "must return dim channels at 4x4, the 16x16 input "
+                        "reduced 4x (stem_scale 4), (B,32,4,4)");
+    b->role = GRAPH_ROLE_DOWNSAMPLE;
+    assert_int_equal(graph_block_infer_ex(b, &bind, &in, 4, NULL, &out, &e,
+                                          false), 0);
     graph_block_destroy(&b);
     graph_errors_free(&e);
 }

@@ -30,16 +30,24 @@ static graph_design_t *s_text(const char *text)
     return d;
 }
 
+static char s_buf[1 << 16];
+
 static graph_design_t *s_load(const char *path)
 {
     FILE *f = fopen(path, "rb");
-    static char buf[1 << 16];
 
     assert_non_null(f);
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    size_t n = fread(s_buf, 1, sizeof s_buf - 1, f);
     fclose(f);
-    buf[n] = '\0';
-    return s_text(buf);
+    s_buf[n] = '\0';
+    return s_text(s_buf);
+}
+
+/* The "# stem_scale: S" a corpus file asks for, or 1. */
+static int s_file_stem_scale(void)
+{
+    const char *p = strstr(s_buf, "# stem_scale:");
+    return p ? atoi(p + 13) : 1;
 }
 
 static int64_t s_abs(int64_t v)
@@ -118,6 +126,7 @@ static void test_matches_exhaustive_scan(void **state)
                                             : NET_SKELETON_NB201;
                 cfg.budget = budgets[b];
                 cfg.max_width = 256;
+                cfg.stem_scale = s_file_stem_scale();
                 s_agree(d, &cfg, path);
                 checked++;
             }

@@ -125,7 +125,11 @@ typedef struct backend_vtable {
      * Optional (NULL on the CPU): record the calls of one training step
      * and replay them (CUDA Graphs).  Between begin and end the caller
      * makes exactly the calls of a step, with the same pointers every
-     * time, no allocation and no download; replay then runs them again.
+     * time, no allocation and no download.  Those calls are recorded,
+     * not run, and capture_end() runs nothing either: each replay() runs
+     * the recorded step, the first time included.  Values passed by
+     * value (the SGD learning rate) are frozen: capture again to change
+     * them.
      */
     int (*capture_begin)(backend_t *be);
     int (*capture_end)(backend_t *be);

@@ -44,6 +44,9 @@ typedef struct train_config {
     const char *resume;       /* checkpoint file to resume from */
     const char *checkpoint;   /* where to write checkpoints */
     int checkpoint_every;     /* epochs between checkpoints, 0 = never */
+    const char *save_weights; /* safetensors file for the final weights
+                                 (written when the run ends ok or
+                                 cancelled) */
 } train_config_t;
 
 /* Fill c with the nb201 recipe's defaults. */
@@ -68,6 +71,7 @@ typedef struct train_step {
     double loss;              /* running mean over the epoch so far */
     double images_per_s;
     double seconds_left;      /* estimate for the whole run */
+    double acc;               /* running training accuracy, percent */
 } train_step_t;
 
 typedef struct train_hooks {
