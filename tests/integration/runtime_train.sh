@@ -45,10 +45,13 @@ for r in rs:
     assert not r["load_test"], r
     assert r["epochs_done"] == 2 and len(r["per_epoch"]) == 2, r
     assert r["width"] == 8, r
-    assert r["final_valid_acc"] > 20, ("near chance (10%)", r)
+    assert r["final_valid_acc"] > 10, ("at chance (10%)", r)
 late = [r for r in rs if r["worker"] == "w4"]
 assert late, "the late worker took no job"
+# Two epochs leave single runs anywhere from 20% to 80%; the mean over
+# the 30 seeds is what shows that training learns (about 55%).
 mean = sum(r["final_valid_acc"] for r in rs) / 30
+assert mean > 40, ("mean validation accuracy near chance", mean)
 print("mean validation accuracy %.1f%%; w4 ran %d jobs; seeds to check: "
       "1 2 %d" % (mean, len(late), late[0]["seed"]))
 PY

@@ -5,10 +5,11 @@ Generates random cases for every operation of common/graph_ops.h (odd
 sizes, stride 2, dilation, groups, crop, broadcasting, 5- and 6-D shape
 ops, BN in training and evaluation, DropPath with a fixed key), plus the
 loss (xent), the optimiser (sgd, several steps, Nesterov and weight decay)
-and the batch builder.  The cases run in one call of build/tools/op_runner
-per thread count (1 and 2, since the kernels split work by thread), and
+and the batch builder.  The cases run through build/tools/op_runner, and
 each output is compared with torch 1.13 computing in float64 on the same
-float32 inputs.
+float32 inputs.  The runner runs them five times: at 1 and 2 threads,
+with the AVX2 and the generic convolution kernels forced, and with 2
+threads asked for while OpenMP may give only 1.
 
 Tolerance: |nader - torch| <= RTOL * |torch| + ATOL * max(1, max |torch|)
 over each tensor, RTOL = 1e-4, ATOL = 1e-5.  The op runner fills every
@@ -246,15 +247,17 @@ def pool_cases():
                             accumulate=[shape[3] == 9]))
     for kind in ("AdaptiveAvgPool2d", "AdaptiveMaxPool2d"):
         for shape, o in [((2, 3, 7, 9), 3), ((2, 3, 8, 8), 1),
-                         ((2, 2, 5, 5), 4), ((3, 7, 9), 2)]:
+                         ((2, 2, 5, 5), 4), ((3, 7, 9), 2),
+                         ((2, 2, 7, 9), (3, 2))]:
             x = distinct(*shape) if "Max" in kind else rnd(*shape)
 
             def fn(xs, ps, kind=kind, o=o):
                 if "Avg" in kind:
                     return F.adaptive_avg_pool2d(xs[0], o)
                 return F.adaptive_max_pool2d(xs[0], o)
+            oh, ow = o if isinstance(o, tuple) else (o, o)
             out.append(Case(f"{kind} {shape} -> {o}", kind, [x], fn,
-                            args={"out_size": o},
+                            args={"out_size": oh, "out_size_w": ow},
                             accumulate=[len(shape) == 3]))
     return out
 
@@ -556,10 +559,18 @@ def main():
         src = os.path.join(tmp, "cases.json")
         with open(src, "w") as f:
             json.dump({"cases": [c.spec() for c in cases]}, f)
-        for threads in (1, 2):
-            dst = os.path.join(tmp, f"out{threads}.json")
+        # The kernels split work by thread and exist per instruction set
+        # (the backend falls back to what the CPU has); OpenMP may give a
+        # team fewer threads than asked for (limit 1).
+        runs = [(1, "", ""), (2, "", ""), (2, "avx2", ""),
+                (2, "generic", ""), (2, "", "1")]
+        for threads, isa, limit in runs:
+            dst = os.path.join(tmp, f"out{threads}{isa}{limit}.json")
+            env = dict(os.environ, NADER_CPU_ISA=isa)
+            if limit:
+                env["OMP_THREAD_LIMIT"] = limit
             subprocess.run([RUNNER, "--threads", str(threads), src, dst],
-                           check=True)
+                           check=True, env=env)
             with open(dst) as f:
                 res = json.load(f)
             if res["bytes_in_use"] != 0:
@@ -568,11 +579,12 @@ def main():
             for c, out in zip(cases, res["cases"]):
                 c.check(out, fails)
             for i in range(n0, len(fails)):
-                fails[i] = f"[{threads} thread(s)] {fails[i]}"
+                fails[i] = (f"[{threads} thread(s) {isa} limit {limit}] "
+                            f"{fails[i]}")
 
     for f in fails:
         print("FAIL", f)
-    print(f"{len(cases)} cases x 2 thread counts, {len(fails)} failures "
+    print(f"{len(cases)} cases x {len(runs)} runs, {len(fails)} failures "
           f"(rtol {RTOL}, atol {ATOL})")
     return 1 if fails else 0
 

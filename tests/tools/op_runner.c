@@ -120,6 +120,7 @@ static void s_node_args(net_node_t *node, json_t *args)
     node->crop = json_is_true(json_object_get(args, "crop"));
     node->bias = json_is_true(json_object_get(args, "bias"));
     node->out_size = s_int(args, "out_size", 0);
+    node->out_size_w = s_int(args, "out_size_w", node->out_size);
     v = json_object_get(args, "prob");
     node->prob = v ? (float)json_number_value(v) : 0.0f;
     v = json_object_get(args, "dims");

@@ -13,6 +13,7 @@
  * parallel regions, so the two thread pools never compete for the cores.
  */
 #include "backend.h"
+#include "cpu_conv.h"
 #include "cpu_ops.h"
 
 #include <cblas.h>
@@ -451,8 +452,10 @@ backend_t *backend_cpu_new(const backend_options_t *opt, char *err,
     be->vt = &s_cpu_vtable;
     be->threads = threads;
     snprintf(be->device, sizeof(be->device), "cpu");
-    snprintf(be->description, sizeof(be->description), "cpu, %d thread%s, %s",
-             threads, threads == 1 ? "" : "s", openblas_get_corename());
+    snprintf(be->description, sizeof(be->description),
+             "cpu, %d thread%s, %s kernels, OpenBLAS %s", threads,
+             threads == 1 ? "" : "s", cpu_conv_isa_init(),
+             openblas_get_corename());
     openblas_set_num_threads(1);
     return be;
 }

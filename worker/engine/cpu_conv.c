@@ -1,11 +1,17 @@
 /*
  * cpu_conv.c - Conv2d forward and backward on the CPU.
  *
- * Three paths, chosen per node:
+ * Four paths, chosen per node (conv_path_t):
  *  - pointwise (1x1, stride 1, no padding): the image is already the
  *    GEMM operand, y_n = W x_n per group, no copy at all;
- *  - depthwise (one input channel per group): direct loops, which beat
- *    a GEMM whose inner dimension would be k*k;
+ *  - masked (stride 1 with the output the input's size, the bulk of
+ *    every network, depthwise ones included, on AVX-512): kernels that
+ *    read and write the NCHW tensors in place, cpu_conv_masked.c;
+ *  - direct (other stride-1 convolutions, and all of them on CPUs
+ *    without AVX-512): the same kernels on zero-padded planes,
+ *    cpu_conv_direct.c;
+ *  - depthwise with a stride (one input channel per group): direct
+ *    loops, which beat a GEMM whose inner dimension would be k*k;
  *  - everything else: im2col of several images side by side, so that
  *    one GEMM covers nb images (small channel counts make per-image
  *    GEMMs short and slow), then a scatter back to NCHW.  Backward
@@ -17,7 +23,7 @@
  * output size comes from the node's shape.  Images are split over
  * be->threads threads; each thread owns a slice of the workspace.
  */
-#include "cpu_ops.h"
+#include "cpu_conv.h"
 
 #include <cblas.h>
 #include <errno.h>
@@ -25,30 +31,19 @@
 #include <string.h>
 
 /* Aim for this many GEMM columns (nb * OH * OW) per im2col batch. */
-#define CONV_TARGET_COLS 4096
+#define CONV_TARGET_COLS 512
 
-typedef struct conv_geom {
-    int n, ci, h, w, co, oh, ow;
-    int k, s, d, p, g;
-    int cig, cog; /* channels per group */
-    int kk;       /* GEMM inner size per group: cig*k*k */
-    int rows;     /* im2col rows: ci*k*k */
-    int64_t ihw, ohw;
-    int64_t wsz; /* weight elements */
-    bool pointwise, depthwise;
-    int nb; /* images per im2col batch */
-    int threads;
-} conv_geom_t;
-
-static bool s_conv_geom_ok(const net_t *net, const net_node_t *node,
-                           const backend_t *be, conv_geom_t *g)
+bool cpu_conv_geom(const net_t *net, const net_node_t *node,
+                   const backend_t *be, conv_geom_t *g)
 {
     const graph_shape_t *xs = &net->nodes[node->inputs[0]].shape;
     const graph_shape_t *ys = &node->shape;
-    int e, want_oh, want_ow;
+    int want_oh, want_ow;
 
+    memset(g, 0, sizeof(*g));
     if (xs->ndim != 4 || ys->ndim != 4 || node->groups < 1 ||
-        node->kernel < 1 || node->stride < 1 || node->dilation < 1)
+        node->kernel < 1 || node->stride < 1 || node->dilation < 1 ||
+        node->pad < 0)
         return false;
     g->n = (int)xs->d[0];
     g->ci = (int)xs->d[1];
@@ -65,9 +60,9 @@ static bool s_conv_geom_ok(const net_t *net, const net_node_t *node,
     if (ys->d[0] != g->n || g->ci != node->in_ch || g->co != node->out_ch ||
         g->ci % g->g || g->co % g->g)
         return false;
-    e = g->d * (g->k - 1) + 1;
-    want_oh = (g->h + 2 * g->p - e) / g->s + 1 - (node->crop ? 1 : 0);
-    want_ow = (g->w + 2 * g->p - e) / g->s + 1 - (node->crop ? 1 : 0);
+    g->e = g->d * (g->k - 1) + 1;
+    want_oh = (g->h + 2 * g->p - g->e) / g->s + 1 - (node->crop ? 1 : 0);
+    want_ow = (g->w + 2 * g->p - g->e) / g->s + 1 - (node->crop ? 1 : 0);
     if (g->oh != want_oh || g->ow != want_ow || g->oh < 1 || g->ow < 1)
         return false;
 
@@ -78,21 +73,41 @@ static bool s_conv_geom_ok(const net_t *net, const net_node_t *node,
     g->ihw = (int64_t)g->h * g->w;
     g->ohw = (int64_t)g->oh * g->ow;
     g->wsz = (int64_t)g->co * g->kk;
-    g->pointwise =
-        g->k == 1 && g->s == 1 && g->p == 0 && g->oh == g->h && g->ow == g->w;
-    g->depthwise = g->cig == 1 && !g->pointwise;
     g->threads = be->threads;
-    g->nb = (int)((CONV_TARGET_COLS + g->ohw - 1) / g->ohw);
-    if (g->nb > (g->n + g->threads - 1) / g->threads)
-        g->nb = (g->n + g->threads - 1) / g->threads;
-    if (g->nb < 1)
-        g->nb = 1;
+    if (g->k == 1 && g->s == 1 && g->p == 0 && g->oh == g->h && g->ow == g->w)
+        g->path = CONV_PATH_POINTWISE;
+    else if (cpu_conv_masked_ok(g))
+        g->path = CONV_PATH_MASKED;
+    else if (g->s == 1 && g->p <= g->e - 1)
+        g->path = CONV_PATH_DIRECT;
+    else if (g->cig == 1)
+        g->path = CONV_PATH_DEPTHWISE;
+    else
+        g->path = CONV_PATH_IM2COL;
+
+    if (g->path == CONV_PATH_DIRECT || g->path == CONV_PATH_MASKED)
+        return true; /* their files plan the rest */
+    g->nb = cpu_conv_batch(g->n, g->threads,
+                           (int)((CONV_TARGET_COLS + g->ohw - 1) / g->ohw));
     return true;
+}
+
+int cpu_conv_batch(int n, int threads, int most)
+{
+    int per_thread = (n + threads - 1) / threads;
+    int rounds;
+
+    if (most < 1)
+        most = 1;
+    if (most > per_thread)
+        most = per_thread;
+    rounds = (per_thread + most - 1) / most;
+    return (n + threads * rounds - 1) / (threads * rounds);
 }
 
 static int s_conv_geom(backend_t *be, const backend_op_t *op, conv_geom_t *g)
 {
-    if (!s_conv_geom_ok(op->net, op->node, be, g))
+    if (!cpu_conv_geom(op->net, op->node, be, g))
         return cpu_op_fail(be, op, -EINVAL,
                            "input and output shapes do not fit the "
                            "convolution's arguments");
@@ -110,12 +125,22 @@ size_t cpu_conv2d_workspace(const backend_t *be, const net_t *net,
                             const net_node_t *node)
 {
     conv_geom_t g;
-    int64_t per;
 
-    if (!s_conv_geom_ok(net, node, be, &g) || g.depthwise)
+    if (!cpu_conv_geom(net, node, be, &g))
         return 0;
-    per = g.wsz + (g.pointwise ? 0 : s_conv_ws_cols(&g));
-    return (size_t)(per * g.threads) * sizeof(float);
+    switch (g.path) {
+    case CONV_PATH_POINTWISE:
+        return (size_t)(g.wsz * g.threads) * sizeof(float);
+    case CONV_PATH_DEPTHWISE:
+        return 0;
+    case CONV_PATH_MASKED:
+        return cpu_conv_masked_workspace(&g);
+    case CONV_PATH_DIRECT:
+        return cpu_conv_direct_workspace(&g);
+    default:
+        return (size_t)((g.wsz + s_conv_ws_cols(&g)) * g.threads) *
+               sizeof(float);
+    }
 }
 
 /* ------------------------------------------------------- im2col, col2im */
@@ -330,16 +355,28 @@ int cpu_conv2d_forward(backend_t *be, const backend_op_t *op)
 
     if (rc)
         return rc;
-    if (g.pointwise) {
+    if (op->workspace_size < cpu_conv2d_workspace(be, op->net, op->node))
+        return cpu_op_fail(be, op, -EINVAL,
+                           "workspace of %zu bytes is too small",
+                           op->workspace_size);
+    switch (g.path) {
+    case CONV_PATH_POINTWISE:
         s_forward_pointwise(&g, op->x[0], op->w[0], bias, op->y);
-    } else if (g.depthwise) {
+        break;
+    case CONV_PATH_DEPTHWISE:
         s_forward_depthwise(&g, op->x[0], op->w[0], bias, op->y);
-    } else {
-        if (op->workspace_size < cpu_conv2d_workspace(be, op->net, op->node))
-            return cpu_op_fail(be, op, -EINVAL,
-                               "workspace of %zu bytes is too small",
-                               op->workspace_size);
+        break;
+    case CONV_PATH_MASKED:
+        cpu_conv_masked_forward(&g, op->x[0], op->w[0], bias, op->y,
+                                op->workspace);
+        break;
+    case CONV_PATH_DIRECT:
+        cpu_conv_direct_forward(&g, op->x[0], op->w[0], bias, op->y,
+                                op->workspace);
+        break;
+    default:
         s_forward_im2col(&g, op->x[0], op->w[0], bias, op->y, op->workspace);
+        break;
     }
     return 0;
 }
@@ -365,11 +402,13 @@ static void s_backward_pointwise(const conv_geom_t *g, const float *x,
 {
     const int ohw = (int)g->ohw;
 
+    /* Every private dW is cleared here, not by its thread: a team may
+     * get fewer threads than asked for, and all of them are summed. */
+    if (dw)
+        memset(ws, 0, (size_t)(g->wsz * g->threads) * sizeof(float));
 #pragma omp parallel num_threads(g->threads)
     {
         float *dwt = ws + g->wsz * omp_get_thread_num();
-        if (dw)
-            memset(dwt, 0, (size_t)g->wsz * sizeof(float));
 #pragma omp for schedule(static)
         for (int n = 0; n < g->n; n++) {
             const float *dyn = dy + (int64_t)n * g->co * g->ohw;
@@ -475,14 +514,14 @@ static void s_backward_im2col(const conv_geom_t *g, const float *x,
     const int chunks = (g->n + g->nb - 1) / g->nb;
     const int64_t cols = s_conv_ws_cols(g), per = g->wsz + cols;
 
+    for (int t = 0; dw && t < g->threads; t++)
+        memset(ws + per * t + cols, 0, (size_t)g->wsz * sizeof(float));
 #pragma omp parallel num_threads(g->threads)
     {
         float *col = ws + per * omp_get_thread_num();
         float *dyt = col + (int64_t)g->nb * g->ohw * g->rows;
         float *dwt = col + cols;
 
-        if (dw)
-            memset(dwt, 0, (size_t)g->wsz * sizeof(float));
 #pragma omp for schedule(static)
         for (int ch = 0; ch < chunks; ch++) {
             int n0 = ch * g->nb;
@@ -542,14 +581,27 @@ int cpu_conv2d_backward(backend_t *be, const backend_op_t *op)
         return cpu_op_fail(be, op, -EINVAL,
                            "workspace of %zu bytes is too small",
                            op->workspace_size);
-    if (g.pointwise)
+    switch (g.path) {
+    case CONV_PATH_POINTWISE:
         s_backward_pointwise(&g, op->x[0], op->w[0], op->dy, dx, acc, dw,
                              op->workspace);
-    else if (g.depthwise)
+        break;
+    case CONV_PATH_DEPTHWISE:
         s_backward_depthwise(&g, op->x[0], op->w[0], op->dy, dx, acc, dw);
-    else
+        break;
+    case CONV_PATH_MASKED:
+        cpu_conv_masked_backward(&g, op->x[0], op->w[0], op->dy, dx, acc, dw,
+                                 op->workspace);
+        break;
+    case CONV_PATH_DIRECT:
+        cpu_conv_direct_backward(&g, op->x[0], op->w[0], op->dy, dx, acc, dw,
+                                 op->workspace);
+        break;
+    default:
         s_backward_im2col(&g, op->x[0], op->w[0], op->dy, dx, acc, dw,
                           op->workspace);
+        break;
+    }
 
     if (op->node->bias && op->dw && op->dw[1]) {
         int64_t dims[3] = {g.n, g.co, g.ohw};

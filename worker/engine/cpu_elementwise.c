@@ -52,9 +52,12 @@ void cpu_copy_acc(const backend_t *be, float *dst, const float *src, int64_t n,
                    (size_t)(n - b < 4096 ? n - b : 4096) * sizeof(float));
         return;
     }
-#pragma omp parallel for simd num_threads(cpu_threads_for(be, n))
-    for (int64_t i = 0; i < n; i++)
-        dst[i] += src[i];
+#pragma omp parallel num_threads(cpu_threads_for(be, n))
+    {
+        int64_t lo, hi;
+        cpu_share(n, &lo, &hi);
+        cpu_vec_acc(dst + lo, src + lo, hi - lo);
+    }
 }
 
 /* ------------------------------------------------------------- Add, Mul */
@@ -96,16 +99,17 @@ int cpu_addmul_forward(backend_t *be, const backend_op_t *op)
     if (rc)
         return rc;
     if (s_all_same(op)) {
-        const float *a = op->x[0], *b = op->x[1];
-        float *y = op->y;
-#pragma omp parallel for simd num_threads(cpu_threads_for(be, n))
-        for (int64_t i = 0; i < n; i++)
-            y[i] = mul ? a[i] * b[i] : a[i] + b[i];
-        for (int k = 2; k < op->n_inputs; k++) {
-            const float *c = op->x[k];
-#pragma omp parallel for simd num_threads(cpu_threads_for(be, n))
-            for (int64_t i = 0; i < n; i++)
-                y[i] = mul ? y[i] * c[i] : y[i] + c[i];
+#pragma omp parallel num_threads(cpu_threads_for(be, n))
+        {
+            int64_t lo, hi;
+            cpu_share(n, &lo, &hi);
+            for (int k = 1; k < op->n_inputs; k++) {
+                const float *a = k == 1 ? op->x[0] : op->y;
+                if (mul)
+                    cpu_vec_mul(op->y + lo, a + lo, op->x[k] + lo, hi - lo);
+                else
+                    cpu_vec_add(op->y + lo, a + lo, op->x[k] + lo, hi - lo);
+            }
         }
         return 0;
     }
@@ -159,12 +163,9 @@ int cpu_addmul_backward(backend_t *be, const backend_op_t *op)
         for (int k = 0; k < 2; k++) {
             const float *o = op->x[1 - k], *dy = op->dy;
             float *dx = op->dx[k];
-            bool acc = op->dx_accumulate[k];
-            if (!dx)
-                continue;
-#pragma omp parallel for simd num_threads(cpu_threads_for(be, n))
-            for (int64_t i = 0; i < n; i++)
-                dx[i] = acc ? dx[i] + dy[i] * o[i] : dy[i] * o[i];
+            const int threads = cpu_threads_for(be, n);
+            if (dx)
+                CPU_STORE(op->dx_accumulate[k], n, dx, dy[i] * o[i]);
         }
         return 0;
     }
@@ -203,6 +204,13 @@ static inline float s_sigmoid(float x)
 #define GELU_RSQRT2 0.70710678118654752f
 #define GELU_RSQRT2PI 0.39894228040143268f
 
+/* d/dx of x * Phi(x). */
+static inline float s_gelu_grad(float v)
+{
+    return 0.5f * (1.0f + erff(v * GELU_RSQRT2)) +
+           v * GELU_RSQRT2PI * expf(-0.5f * v * v);
+}
+
 int cpu_activation_forward(backend_t *be, const backend_op_t *op)
 {
     const int64_t n = cpu_shape_numel(&op->node->shape);
@@ -214,10 +222,12 @@ int cpu_activation_forward(backend_t *be, const backend_op_t *op)
         return cpu_op_fail(be, op, -EINVAL, "input and output sizes differ");
     switch (op->node->op) {
     case GRAPH_OP_RELU:
-#pragma omp parallel for simd num_threads(threads)
-        for (int64_t i = 0; i < n; i++)
-            y[i] = x[i] > 0.0f ? x[i] : 0.0f;
-        break;
+#pragma omp parallel num_threads(threads)
+    {
+        int64_t lo, hi;
+        cpu_share(n, &lo, &hi);
+        cpu_vec_relu(y + lo, x + lo, hi - lo);
+    } break;
     case GRAPH_OP_GELU:
 #pragma omp parallel for num_threads(threads)
         for (int64_t i = 0; i < n; i++)
@@ -244,28 +254,17 @@ int cpu_activation_backward(backend_t *be, const backend_op_t *op)
         return 0;
     switch (op->node->op) {
     case GRAPH_OP_RELU:
-#pragma omp parallel for simd num_threads(threads)
-        for (int64_t i = 0; i < n; i++) {
-            float g = y[i] > 0.0f ? dy[i] : 0.0f;
-            dx[i] = acc ? dx[i] + g : g;
-        }
-        break;
+#pragma omp parallel num_threads(threads)
+    {
+        int64_t lo, hi;
+        cpu_share(n, &lo, &hi);
+        cpu_vec_relu_grad(dx + lo, y + lo, dy + lo, hi - lo, acc);
+    } break;
     case GRAPH_OP_GELU:
-#pragma omp parallel for num_threads(threads)
-        for (int64_t i = 0; i < n; i++) {
-            float v = x[i];
-            float d = 0.5f * (1.0f + erff(v * GELU_RSQRT2)) +
-                      v * GELU_RSQRT2PI * expf(-0.5f * v * v);
-            float g = dy[i] * d;
-            dx[i] = acc ? dx[i] + g : g;
-        }
+        CPU_STORE(acc, n, dx, dy[i] * s_gelu_grad(x[i]));
         break;
     default:
-#pragma omp parallel for simd num_threads(threads)
-        for (int64_t i = 0; i < n; i++) {
-            float g = dy[i] * y[i] * (1.0f - y[i]);
-            dx[i] = acc ? dx[i] + g : g;
-        }
+        CPU_STORE(acc, n, dx, dy[i] * y[i] * (1.0f - y[i]));
         break;
     }
     return 0;
@@ -324,9 +323,15 @@ int cpu_droppath_backward(backend_t *be, const backend_op_t *op)
         float k = s_droppath_scale(op, s);
         const float *dy = op->dy + s * per;
         float *dx = op->dx[0] + s * per;
+        if (acc) {
 #pragma omp simd
-        for (int64_t i = 0; i < per; i++)
-            dx[i] = acc ? dx[i] + dy[i] * k : dy[i] * k;
+            for (int64_t i = 0; i < per; i++)
+                dx[i] += dy[i] * k;
+        } else {
+#pragma omp simd
+            for (int64_t i = 0; i < per; i++)
+                dx[i] = dy[i] * k;
+        }
     }
     return 0;
 }

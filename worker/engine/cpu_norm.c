@@ -12,9 +12,9 @@
  * row's statistics from the input, which it reads anyway, so it keeps
  * nothing between the passes.
  *
- * Sums run in float over one contiguous row (vectorised) and in double
- * across rows, so the statistics of a 64x32x32 channel are exact to
- * float precision.
+ * Sums run in float over one contiguous row (vectorised, cpu_vec.c) and
+ * in double across rows, so the statistics of a 64x32x32 channel are
+ * exact to float precision.
  */
 #include "cpu_ops.h"
 
@@ -53,31 +53,27 @@ size_t cpu_bn_saved(const net_t *net, const net_node_t *node)
     return (size_t)(2 * node->in_ch) * sizeof(float);
 }
 
-/* Batch mean and 1/sqrt(biased var + eps) of channel c; var gets the
- * biased variance. */
+/*
+ * Batch mean and biased variance of channel c in one pass: sums of
+ * x - shift and its square, with the shift the mean of the channel's
+ * first row, close enough to the batch mean that nothing cancels.
+ */
 static void s_bn_stats(const bn_geom_t *g, const float *x, int64_t c,
                        double *mean, double *var)
 {
-    double s = 0.0, q = 0.0;
+    double s = 0.0, q = 0.0, m;
+    float shift;
 
-    for (int64_t n = 0; n < g->n; n++) {
-        const float *r = x + (n * g->c + c) * g->inner;
-        float part = 0.0f;
-#pragma omp simd reduction(+ : part)
-        for (int64_t i = 0; i < g->inner; i++)
-            part += r[i];
-        s += part;
-    }
-    *mean = s / (double)g->count;
-    for (int64_t n = 0; n < g->n; n++) {
-        const float *r = x + (n * g->c + c) * g->inner;
-        float m = (float)*mean, part = 0.0f;
-#pragma omp simd reduction(+ : part)
-        for (int64_t i = 0; i < g->inner; i++)
-            part += (r[i] - m) * (r[i] - m);
-        q += part;
-    }
-    *var = q / (double)g->count;
+    cpu_vec_sums(x + c * g->inner, 0.0f, g->inner, &s, &q);
+    shift = (float)(s / (double)g->inner);
+    s = q = 0.0;
+    for (int64_t n = 0; n < g->n; n++)
+        cpu_vec_sums(x + (n * g->c + c) * g->inner, shift, g->inner, &s, &q);
+    m = s / (double)g->count;
+    *mean = shift + m;
+    *var = q / (double)g->count - m * m;
+    if (*var < 0.0)
+        *var = 0.0;
 }
 
 int cpu_bn_forward(backend_t *be, const backend_op_t *op)
@@ -117,13 +113,9 @@ int cpu_bn_forward(backend_t *be, const backend_op_t *op)
         }
         a = (float)(gamma[c] * invstd);
         b = (float)(beta[c] - mean * gamma[c] * invstd);
-        for (int64_t n = 0; n < g.n; n++) {
-            const float *x = op->x[0] + (n * g.c + c) * g.inner;
-            float *y = op->y + (n * g.c + c) * g.inner;
-#pragma omp simd
-            for (int64_t i = 0; i < g.inner; i++)
-                y[i] = x[i] * a + b;
-        }
+        for (int64_t n = 0; n < g.n; n++)
+            cpu_vec_axpb(op->y + (n * g.c + c) * g.inner,
+                         op->x[0] + (n * g.c + c) * g.inner, a, b, g.inner);
     }
     return 0;
 }
@@ -159,18 +151,10 @@ int cpu_bn_backward(backend_t *be, const backend_op_t *op)
             invstd = 1.0 / sqrt(var + NORM_EPS);
         }
         m = (float)mean;
-        for (int64_t n = 0; n < g.n; n++) {
-            const float *x = op->x[0] + (n * g.c + c) * g.inner;
-            const float *dy = op->dy + (n * g.c + c) * g.inner;
-            float p1 = 0.0f, p2 = 0.0f;
-#pragma omp simd reduction(+ : p1, p2)
-            for (int64_t i = 0; i < g.inner; i++) {
-                p1 += dy[i];
-                p2 += dy[i] * (x[i] - m);
-            }
-            sdy += p1;
-            sdyx += p2;
-        }
+        for (int64_t n = 0; n < g.n; n++)
+            cpu_vec_dot2(op->dy + (n * g.c + c) * g.inner,
+                         op->x[0] + (n * g.c + c) * g.inner, m, g.inner, &sdy,
+                         &sdyx);
         sdyx *= invstd;
         if (dgamma)
             dgamma[c] = (float)sdyx;
@@ -185,20 +169,11 @@ int cpu_bn_backward(backend_t *be, const backend_op_t *op)
         k2 = op->training ? (float)(gamma[c] * invstd * sdy / g.count) : 0.0f;
         k3 = op->training ? (float)(gamma[c] * invstd * invstd * sdyx / g.count)
                           : 0.0f;
-        for (int64_t n = 0; n < g.n; n++) {
-            const float *x = op->x[0] + (n * g.c + c) * g.inner;
-            const float *dy = op->dy + (n * g.c + c) * g.inner;
-            float *d = dx + (n * g.c + c) * g.inner;
-            if (acc) {
-#pragma omp simd
-                for (int64_t i = 0; i < g.inner; i++)
-                    d[i] += k1 * dy[i] - k2 - k3 * (x[i] - m);
-            } else {
-#pragma omp simd
-                for (int64_t i = 0; i < g.inner; i++)
-                    d[i] = k1 * dy[i] - k2 - k3 * (x[i] - m);
-            }
-        }
+        for (int64_t n = 0; n < g.n; n++)
+            cpu_vec_bn_grad(dx + (n * g.c + c) * g.inner,
+                            op->dy + (n * g.c + c) * g.inner,
+                            op->x[0] + (n * g.c + c) * g.inner, m, k1, k2, k3,
+                            g.inner, acc);
     }
     return 0;
 }
@@ -286,10 +261,10 @@ int cpu_ln_backward(backend_t *be, const backend_op_t *op)
                            "workspace of %zu bytes is too small",
                            op->workspace_size);
 
+    memset(ws, 0, (size_t)(2 * d * threads) * sizeof(float));
 #pragma omp parallel num_threads(threads)
     {
         float *pg = ws + 2 * d * omp_get_thread_num(), *pb = pg + d;
-        memset(pg, 0, (size_t)(2 * d) * sizeof(float));
 #pragma omp for
         for (int64_t r = 0; r < rows; r++) {
             const float *x = op->x[0] + r * d, *dy = op->dy + r * d;

@@ -22,6 +22,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <omp.h>
+
 #include "backend.h"
 
 /* Dimensions a strided loop handles: repeat views a 6-D tensor as 12. */
@@ -74,6 +76,64 @@ void cpu_sgemm(const backend_t *be, bool trans_a, bool trans_b, int m, int n,
  * dst == src without accumulate does nothing. */
 void cpu_copy_acc(const backend_t *be, float *dst, const float *src, int64_t n,
                   bool accumulate);
+
+/*
+ * dst[i] = EXPR, or dst[i] += EXPR when acc, for i in [0, n), split over
+ * the `threads` (a variable in scope) threads.  Two loops keep the test
+ * out of the body, so it vectorises; EXPR must read its operands
+ * unconditionally for the same reason.
+ */
+#define CPU_STORE(acc, n, dst, EXPR)                                           \
+    do {                                                                       \
+        if (acc) {                                                             \
+            _Pragma(                                                           \
+                "omp parallel for simd num_threads(threads)") for (int64_t i = \
+                                                                       0;      \
+                                                                   i < (n);    \
+                                                                   i++)(       \
+                dst)[i] += (EXPR);                                             \
+        } else {                                                               \
+            _Pragma(                                                           \
+                "omp parallel for simd num_threads(threads)") for (int64_t i = \
+                                                                       0;      \
+                                                                   i < (n);    \
+                                                                   i++)(       \
+                dst)[i] = (EXPR);                                              \
+        }                                                                      \
+    } while (0)
+
+/* The share [*lo, *hi) of n items of the calling thread of a team. */
+static inline void cpu_share(int64_t n, int64_t *lo, int64_t *hi)
+{
+    int nt = omp_get_num_threads(), t = omp_get_thread_num();
+
+    *lo = n * t / nt;
+    *hi = n * (t + 1) / nt;
+}
+
+/* ------------------------------------------ row loops (cpu_vec.c) */
+
+/* y = max(x, 0). */
+void cpu_vec_relu(float *y, const float *x, int64_t n);
+/* dx (+)= dy where y > 0, else 0. */
+void cpu_vec_relu_grad(float *dx, const float *y, const float *dy, int64_t n,
+                       bool acc);
+/* y = a + b; y = a * b (y may be a or b). */
+void cpu_vec_add(float *y, const float *a, const float *b, int64_t n);
+void cpu_vec_mul(float *y, const float *a, const float *b, int64_t n);
+/* y += x. */
+void cpu_vec_acc(float *y, const float *x, int64_t n);
+/* y = a * x + b. */
+void cpu_vec_axpb(float *y, const float *x, float a, float b, int64_t n);
+/* *sum += sum(x - shift), *sq += sum((x - shift)^2). */
+void cpu_vec_sums(const float *x, float shift, int64_t n, double *sum,
+                  double *sq);
+/* *sdy += sum(dy), *sdyx += sum(dy * (x - m)). */
+void cpu_vec_dot2(const float *dy, const float *x, float m, int64_t n,
+                  double *sdy, double *sdyx);
+/* dx (+)= k1 * dy - k2 - k3 * (x - m): BN's input gradient. */
+void cpu_vec_bn_grad(float *dx, const float *dy, const float *x, float m,
+                     float k1, float k2, float k3, int64_t n, bool acc);
 
 /* ------------------------------------------------------ strided loops */
 

@@ -97,6 +97,45 @@ static inline int64_t s_argmax(const pool_geom_t *g, const float *x, int h0,
     return arg;
 }
 
+/* Average pooling without padding: every window is whole, so the rows
+ * are summed tap by tap without bounds (the downsample's 2x2/2). */
+static void s_avg_plain_forward(const pool_geom_t *g, const float *x, float *y)
+{
+    const float scale = 1.0f / (float)(g->k * g->k);
+
+    for (int oh = 0; oh < g->oh; oh++) {
+        float *yr = y + (int64_t)oh * g->ow;
+        for (int ow = 0; ow < g->ow; ow++)
+            yr[ow] = 0.0f;
+        for (int kh = 0; kh < g->k; kh++) {
+            const float *xr = x + (int64_t)(oh * g->s + kh) * g->w;
+            for (int kw = 0; kw < g->k; kw++)
+#pragma omp simd
+                for (int ow = 0; ow < g->ow; ow++)
+                    yr[ow] += xr[ow * g->s + kw];
+        }
+        for (int ow = 0; ow < g->ow; ow++)
+            yr[ow] *= scale;
+    }
+}
+
+static void s_avg_plain_backward(const pool_geom_t *g, const float *dy,
+                                 float *dx)
+{
+    const float scale = 1.0f / (float)(g->k * g->k);
+
+    for (int oh = 0; oh < g->oh; oh++) {
+        const float *dr = dy + (int64_t)oh * g->ow;
+        for (int kh = 0; kh < g->k; kh++) {
+            float *xr = dx + (int64_t)(oh * g->s + kh) * g->w;
+            for (int kw = 0; kw < g->k; kw++)
+#pragma omp simd
+                for (int ow = 0; ow < g->ow; ow++)
+                    xr[ow * g->s + kw] += dr[ow] * scale;
+        }
+    }
+}
+
 int cpu_pool_forward(backend_t *be, const backend_op_t *op)
 {
     pool_geom_t g;
@@ -109,6 +148,10 @@ int cpu_pool_forward(backend_t *be, const backend_op_t *op)
     for (int64_t pl = 0; pl < g.planes; pl++) {
         const float *x = op->x[0] + pl * ihw;
         float *y = op->y + pl * ohw;
+        if (!g.adaptive && !g.max && g.p == 0) {
+            s_avg_plain_forward(&g, x, y);
+            continue;
+        }
         for (int oh = 0; oh < g.oh; oh++) {
             int h0, h1;
             s_window(&g, oh, g.h, g.oh, &h0, &h1);
@@ -151,6 +194,10 @@ int cpu_pool_backward(backend_t *be, const backend_op_t *op)
         float *dx = op->dx[0] + pl * ihw;
         if (!acc)
             memset(dx, 0, (size_t)ihw * sizeof(float));
+        if (!g.adaptive && !g.max && g.p == 0) {
+            s_avg_plain_backward(&g, dy, dx);
+            continue;
+        }
         for (int oh = 0; oh < g.oh; oh++) {
             int h0, h1;
             s_window(&g, oh, g.h, g.oh, &h0, &h1);
