@@ -272,26 +272,34 @@ bool llm_budget_reached(llm_t *l, char *buf, size_t len)
 
 /* ----------------------------------------------------------------- memo */
 
-int llm_memo_add(llm_t *l, const llm_exchange_t *x)
+/*
+ * Caller holds the lock.  used marks an entry whose usage has already
+ * been counted (an embedding answered in this process); entries loaded
+ * from a log or the store count their tokens and cost on first use.
+ */
+static int s_memo_add_locked(llm_t *l, const llm_exchange_t *x, bool used)
 {
-    int rc = -1;
-
-    pthread_mutex_lock(&l->lock);
     if (l->n_memo == l->cap_memo) {
         int cap = l->cap_memo ? l->cap_memo * 2 : 64;
         s_memo_t *m = realloc(l->memo, (size_t)cap * sizeof *m);
         if (!m)
-            goto out;
+            return -1;
         l->memo = m;
         l->cap_memo = cap;
     }
     memset(&l->memo[l->n_memo], 0, sizeof l->memo[0]);
     if (llm_exchange_copy(&l->memo[l->n_memo].x, x) != 0)
-        goto out;
+        return -1;
+    l->memo[l->n_memo].used = used;
     l->memo_has_embed = l->memo_has_embed || x->kind == LLM_KIND_EMBED;
     l->n_memo++;
-    rc = 0;
-out:
+    return 0;
+}
+
+int llm_memo_add(llm_t *l, const llm_exchange_t *x, bool counted)
+{
+    pthread_mutex_lock(&l->lock);
+    int rc = s_memo_add_locked(l, x, counted);
     pthread_mutex_unlock(&l->lock);
     return rc;
 }
@@ -331,7 +339,7 @@ int llm_memo_load_jsonl(llm_t *l, const char *path, char *err, size_t errlen)
                 free(text);
                 return -1;
             }
-            int rc = llm_memo_add(l, &x);
+            int rc = llm_memo_add(l, &x, false);
             llm_exchange_free(&x);
             if (rc != 0) {
                 snprintf(err, errlen, "%s:%d: out of memory", path, line);
@@ -351,7 +359,10 @@ int llm_memo_load_jsonl(llm_t *l, const char *path, char *err, size_t errlen)
 /*
  * The key of a request: a hash of what identifies it, then "#" and the
  * number of identical requests made before it in the same iteration.
- * Caller holds the lock.
+ * An embedding is a pure function of its inputs and the model, so its
+ * key is the hash of those alone ("#e"): the same text is embedded once
+ * per search, whichever agent or iteration asks (s_call keeps every
+ * answered embedding in the memo).  Caller holds the lock.
  */
 static int s_key_locked(llm_t *l, llm_kind_t kind, const char *agent,
                         int iteration, const char *request, char *key,
@@ -359,16 +370,27 @@ static int s_key_locked(llm_t *l, llm_kind_t kind, const char *agent,
 {
     unsigned char h[16];
     crypto_generichash_state st;
-    char head[64], base[33];
+    char head[160], base[33];
+    int n;
 
-    int n =
-        snprintf(head, sizeof head, "%d|%s|%d|", (int)kind, agent, iteration);
+    if (kind == LLM_KIND_EMBED)
+        n = snprintf(head, sizeof head, "%d|%.120s|", (int)kind,
+                     l->embed_model ? l->embed_model : "");
+    else
+        n = snprintf(head, sizeof head, "%d|%s|%d|", (int)kind, agent,
+                     iteration);
+    if (n < 0 || (size_t)n >= sizeof head)
+        n = (int)strlen(head);
     crypto_generichash_init(&st, NULL, 0, sizeof h);
     crypto_generichash_update(&st, (const unsigned char *)head, (size_t)n);
     crypto_generichash_update(&st, (const unsigned char *)request,
                               strlen(request));
     crypto_generichash_final(&st, h, sizeof h);
     sodium_bin2hex(base, sizeof base, h, sizeof h);
+    if (kind == LLM_KIND_EMBED) {
+        snprintf(key, keylen, "%s#e", base);
+        return 0;
+    }
 
     s_count_t *c = NULL;
     for (int i = 0; i < l->n_counts; i++)
@@ -395,11 +417,16 @@ static int s_key_locked(llm_t *l, llm_kind_t kind, const char *agent,
     return 0;
 }
 
-/* Caller holds the lock.  The unused memo entry with this key, or NULL. */
-static s_memo_t *s_memo_find_locked(llm_t *l, const char *key)
+/*
+ * Caller holds the lock.  The unused memo entry with this key, or NULL;
+ * an embedding's entry serves any number of identical requests.
+ */
+static s_memo_t *s_memo_find_locked(llm_t *l, llm_kind_t kind,
+                                    const char *key)
 {
     for (int i = 0; i < l->n_memo; i++)
-        if (!l->memo[i].used && strcmp(l->memo[i].x.key, key) == 0)
+        if ((kind == LLM_KIND_EMBED || !l->memo[i].used) &&
+            strcmp(l->memo[i].x.key, key) == 0)
             return &l->memo[i];
     return NULL;
 }
@@ -877,15 +904,18 @@ static int s_call(llm_t *l, llm_kind_t kind, const char *agent, int iteration,
         snprintf(err, errlen, "llm: out of memory");
         return LLM_ERR_USAGE;
     }
-    s_memo_t *m = s_memo_find_locked(l, x.key);
+    s_memo_t *m = s_memo_find_locked(l, kind, x.key);
     if (m) {
-        m->used = true;
         *answer = strdup(m->x.answer ? m->x.answer : "");
-        l->usage.calls++;
-        l->usage.memo_hits++;
-        l->usage.prompt_tokens += m->x.prompt_tokens;
-        l->usage.completion_tokens += m->x.completion_tokens;
-        l->usage.cost += m->x.cost;
+        if (!m->used) {
+            /* An exchange of an earlier run: its spending counts once. */
+            l->usage.calls++;
+            l->usage.memo_hits++;
+            l->usage.prompt_tokens += m->x.prompt_tokens;
+            l->usage.completion_tokens += m->x.completion_tokens;
+            l->usage.cost += m->x.cost;
+        }
+        m->used = true;
         pthread_mutex_unlock(&l->lock);
         if (!*answer) {
             snprintf(err, errlen, "llm: out of memory");
@@ -952,6 +982,8 @@ static int s_call(llm_t *l, llm_kind_t kind, const char *agent, int iteration,
         l->usage.prompt_tokens += pt;
         l->usage.completion_tokens += ct;
         l->usage.cost += x.cost;
+        if (kind == LLM_KIND_EMBED && s_memo_add_locked(l, &x, true) != 0)
+            src = -1;
     } else {
         l->usage.failures++;
     }

@@ -177,8 +177,14 @@ void llm_usage_set(llm_t *l, const llm_usage_t *u);
  */
 bool llm_budget_reached(llm_t *l, char *buf, size_t len);
 
-/* Add an exchange to the memo (copied).  Returns 0 or -1 (memory). */
-int llm_memo_add(llm_t *l, const llm_exchange_t *x);
+/*
+ * Add an exchange to the memo (copied): a request with its key is then
+ * answered from it instead of the endpoint.  counted says that its
+ * tokens and cost are already in the usage totals (llm_usage_set);
+ * otherwise they are added when it is first used.  Returns 0 or -1
+ * (memory).
+ */
+int llm_memo_add(llm_t *l, const llm_exchange_t *x, bool counted);
 
 /*
  * Load every exchange of a JSON-lines log into the memo.  Returns the

@@ -664,7 +664,7 @@ static int s_visit_llm(void *ctx, uint64_t id, const ProtobufCMessage *m)
     x.prompt_tokens = r->prompt_tokens;
     x.completion_tokens = r->completion_tokens;
     x.cost = r->cost;
-    return llm_memo_add(L->s->llm, &x);
+    return llm_memo_add(L->s->llm, &x, (int)r->iteration < L->upto);
 }
 
 /* A vector from a JSON array, or NULL. */

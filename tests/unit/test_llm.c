@@ -402,6 +402,23 @@ static void test_embeddings(void **state)
     assert_true(n0 > 0.999 && n0 < 1.001);
     assert_true(d01 > 0.999);
     assert_true(d02 < d01);
+
+    /* The same texts again, from another agent and iteration: answered
+     * from memory, the endpoint asked once in all, spending counted once. */
+    float *v2 = NULL;
+    int dim2 = 0;
+    llm_usage_t u0, u1;
+    llm_usage_get(l, &u0);
+    assert_int_equal(
+        llm_embed(l, "proposer", 3, texts, 3, &v2, &dim2, err, sizeof err),
+        LLM_OK);
+    assert_int_equal(dim2, dim);
+    assert_memory_equal(v, v2, (size_t)(3 * dim) * sizeof *v);
+    assert_int_equal(fixture_log_count(&srv, NULL), 1);
+    llm_usage_get(l, &u1);
+    assert_int_equal(u1.calls, u0.calls);
+    assert_true(u1.cost == u0.cost);
+    free(v2);
     free(v);
     llm_destroy(&l);
     fixture_server_stop(&srv);
