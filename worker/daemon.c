@@ -48,6 +48,9 @@ typedef struct s_slot {
     char dir[4200];               /* the job's scratch folder */
     int32_t resume_epoch;
     uint64_t due;                 /* load tests: when to answer */
+    uint64_t alive_at;            /* monotonic: last frame from trainer */
+    int64_t steps;                /* steps the trainer reported done */
+    bool stalled;                 /* killed for the stall timeout */
 } s_slot_t;
 
 typedef struct s_pending {
@@ -96,6 +99,7 @@ void worker_options_default(worker_options_t *o)
     o->backoff_max_ms = 10000;
     o->timeout_ms = 5000;
     o->max_message_bytes = 256LL << 20;
+    o->stall_timeout_ms = 30LL * 60 * 1000;
 }
 
 int worker_new(const worker_options_t *o, worker_t **out, char *err,
@@ -451,6 +455,9 @@ static void s_slot_clear(s_slot_t *sl)
     sl->cancel = false;
     sl->kill_at = 0;
     sl->dir[0] = 0;
+    sl->alive_at = 0;
+    sl->steps = 0;
+    sl->stalled = false;
 }
 
 static void s_progress_started(worker_t *w, s_slot_t *sl)
@@ -582,6 +589,7 @@ static void s_lease(worker_t *w, const Nader__Lease *l)
              (unsigned long long)job->id, job->attempt, sl->device,
              (int)trainer_pid(sl->trainer),
              task.resume ? ", resuming from a checkpoint" : "");
+    sl->alive_at = wire_mono_us();
     s_progress_started(w, sl);
 }
 
@@ -657,10 +665,14 @@ static void s_trainer_input(worker_t *w, s_slot_t *sl)
     int rc;
 
     while ((rc = trainer_read(sl->trainer, &env)) == 1) {
+        sl->alive_at = wire_mono_us();
         switch (env->body_case) {
         case NADER__ENVELOPE__BODY_PROGRESS:
-            if (env->progress->epoch)
-                sl->epoch = env->progress->epoch->epoch;
+            if (!env->progress->epoch) {  /* a sign of life; kept here */
+                sl->steps = env->progress->steps;
+                break;
+            }
+            sl->epoch = env->progress->epoch->epoch;
             SET(env->progress, job, sl->job);
             SET(env->progress, attempt, sl->attempt);
             s_send(w, env);
@@ -701,8 +713,14 @@ static void s_trainer_input(worker_t *w, s_slot_t *sl)
         trainer_reap(sl->trainer, true, how, sizeof how);
         if (sl->job) {
             Nader__Result r = NADER__RESULT__INIT;
-            snprintf(why, sizeof why, "trainer %s before reporting a "
-                     "result", how);
+            if (sl->stalled)
+                snprintf(why, sizeof why, "trainer stalled: no training "
+                         "step for %.0f s (%lld steps done); killed",
+                         (double)w->opt.stall_timeout_ms / 1e3,
+                         (long long)sl->steps);
+            else
+                snprintf(why, sizeof why, "trainer %s before reporting a "
+                         "result", how);
             SET(&r, job, sl->job);
             SET(&r, attempt, sl->attempt);
             SET(&r, status, sl->cancel ? NADER__RESULT_STATUS__RESULT_CANCELLED
@@ -817,6 +835,17 @@ static void s_timers(worker_t *w, uint64_t now)
         if (sl->trainer && sl->kill_at && now >= sl->kill_at) {
             trainer_signal(sl->trainer, SIGKILL);
             sl->kill_at = 0;
+        }
+        if (sl->trainer && !sl->cancel && !sl->stalled &&
+            w->opt.stall_timeout_ms > 0 &&
+            now - sl->alive_at > (uint64_t)w->opt.stall_timeout_ms * 1000u) {
+            log_warn("job %llu attempt %u: trainer pid %d finished no step "
+                     "for %.0f s; killing it",
+                     (unsigned long long)sl->job, sl->attempt,
+                     (int)trainer_pid(sl->trainer),
+                     (double)w->opt.stall_timeout_ms / 1e3);
+            sl->stalled = true;
+            trainer_signal(sl->trainer, SIGKILL);
         }
     }
     for (size_t i = 0; i < w->n_pending; i++)

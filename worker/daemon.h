@@ -11,7 +11,10 @@
  * lost to a coordinator restart.  Silence from the coordinator for the
  * heartbeat timeout closes the socket and reconnects with exponential
  * backoff and jitter.  Cancel kills the job's trainer (SIGTERM, then
- * SIGKILL).
+ * SIGKILL).  A trainer that finishes no training step for the stall
+ * timeout (stuck in a kernel, a driver, a dead file system) is killed
+ * the same way and its attempt reported failed, so the device is free
+ * again and the coordinator can retry the job elsewhere.
  *
  * The load-test mode (instant) answers every lease at once with a result
  * marked load_test and trains nothing; it exists to measure and torture
@@ -48,6 +51,9 @@ typedef struct worker_options {
     int64_t timeout_ms;           /* silence before reconnecting, until
                                      the coordinator says otherwise */
     int64_t max_message_bytes;    /* largest message accepted */
+    int64_t stall_timeout_ms;     /* a trainer silent this long (no step
+                                     done) is killed and its attempt
+                                     failed; 0: never */
     const char *exe;              /* executable for trainers (NULL:
                                      /proc/self/exe) */
     void *zmq_context;            /* NULL: a context of its own */

@@ -44,6 +44,11 @@ static void s_usage(FILE *out)
         "  --timeout DUR       silence before reconnecting (default 5s)\n"
         "  --backoff-max DUR   longest wait between reconnects "
         "(default 10s)\n"
+        "  --stall-timeout DUR kill a job's trainer that finishes no "
+        "training step\n"
+        "                      for DUR and report the attempt failed "
+        "(default 30m;\n"
+        "                      0: never)\n"
         "  --log-level L       debug, info, warn, error\n"
         "  --instant-results-for-load-tests\n"
         "                      LOAD TESTS ONLY: answer every job at once "
@@ -101,6 +106,9 @@ int main(int argc, char **argv)
         else if (strcmp(a, "--log-level") == 0 &&
                  (level = log_level_parse(v)) >= 0)
             continue;
+        else if (strcmp(a, "--stall-timeout") == 0 &&
+                 config_parse_ms(v, &ms) == 0 && ms >= 0)
+            o.stall_timeout_ms = ms;
         else if (strcmp(a, "--load-test-job-time") == 0 &&
                  config_parse_ms(v, &ms) == 0)
             o.instant_ms = ms;

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "graph.h"
@@ -32,11 +33,24 @@
 
 static volatile sig_atomic_t s_stop;
 
+/* How often a trainer tells the daemon it is alive during an epoch. */
+#define BEAT_EVERY_S 1.0
+
 typedef struct s_child {
     int fd;
     const Nader__TrainerTask *task;
     int broken;               /* the daemon went away */
+    int64_t steps;            /* steps done in this attempt */
+    double last_beat;         /* monotonic seconds */
 } s_child_t;
+
+static double s_mono_s(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
 
 static void s_on_term(int sig)
 {
@@ -92,11 +106,31 @@ static int s_on_epoch(void *ctx, const train_epoch_t *e)
     return s_stop || c->broken;
 }
 
+/*
+ * After each step: a sign of life every BEAT_EVERY_S, so the daemon can
+ * tell a long epoch from a trainer stuck in a kernel (see the worker's
+ * --stall-timeout).  Sent from the training thread itself on purpose: a
+ * beat proves that steps are being made, not only that the process
+ * exists.
+ */
 static int s_on_step(void *ctx, const train_step_t *st)
 {
     s_child_t *c = ctx;
+    double now = s_mono_s();
 
     (void)st;
+    c->steps++;
+    if (now - c->last_beat >= BEAT_EVERY_S) {
+        Nader__Envelope env = NADER__ENVELOPE__INIT;
+        Nader__Progress p = NADER__PROGRESS__INIT;
+        SET(&p, job, c->task->job->id);
+        SET(&p, attempt, c->task->job->attempt);
+        SET(&p, steps, c->steps);
+        env.body_case = NADER__ENVELOPE__BODY_PROGRESS;
+        env.progress = &p;
+        s_send(c, &env);
+        c->last_beat = now;
+    }
     return s_stop || c->broken;
 }
 
@@ -288,7 +322,7 @@ static int s_configure(s_child_t *c, net_config_t *ncfg,
 
 int trainer_main(int fd)
 {
-    s_child_t c = {fd, NULL, 0};
+    s_child_t c = {fd, NULL, 0, 0, 0.0};
     Nader__TrainerTask *task;
     graph_errors_t errs;
     graph_design_t *d = NULL;
