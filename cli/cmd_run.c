@@ -515,6 +515,12 @@ int cmd_run(int argc, char **argv)
                 r.cfg.state_dir, strerror(errno));
         goto out;
     }
+    {   /* name the folder plainly: run.results is relative to the
+           experiment file, which gives paths like examples/../results */
+        char real[PATH_MAX];
+        if (realpath(r.results, real))
+            snprintf(r.results, sizeof r.results, "%s", real);
+    }
     s_local_endpoints(&r.cfg);
     search_config_t scfg;
     if (search_config_from(&r.cfg, &scfg, err, sizeof err) != 0) {
