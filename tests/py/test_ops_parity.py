@@ -205,6 +205,15 @@ def conv_cases():
         conv_case("conv many images", 9, 3, 12, 12, 8, 3),
         conv_case("conv many images s2", 7, 5, 11, 11, 6, 3, s=2, acc=True),
         conv_case("conv no dx", 2, 3, 6, 6, 4, 3, need=False),
+        # Rows of 16, 17 to 34 outputs: the vector paths of stride 2,
+        # their whole vectors and their tails.
+        conv_case("conv stride 2 rows of 16", 2, 3, 4, 32, 4, 3, s=2),
+        conv_case("conv stride 2 wide", 2, 3, 5, 67, 4, 3, s=2, acc=True),
+        conv_case("conv stride 2 dilated wide", 2, 2, 6, 49, 3, 3, s=2,
+                  d=2),
+        conv_case("conv 5x5 stride 2 wide", 3, 2, 7, 41, 3, 5, s=2),
+        conv_case("conv stride 2 width 33", 2, 3, 3, 33, 2, 3, s=2,
+                  pad=0, crop=False),
         conv_case("conv pad 0", 2, 3, 6, 7, 4, 3, pad=0, crop=False),
     ]
 
