@@ -7,12 +7,15 @@
 #   make fuzz       build the libFuzzer targets and fuzz for FUZZ_SECONDS
 #   make bench      build and run the benchmarks (they print figures)
 #   make engine     only the engine and the GPU check's tools, against
-#                   libjansson and OpenBLAS (for GPU machines; docs/gpu.md)
+#                   libjansson, OpenBLAS and libsodium (for GPU machines;
+#                   docs/gpu.md)
 #   make format     apply .clang-format
 #
 # Sources are found by folder, so a new file needs no edit here:
 #   common/*.c, worker/engine/*.c, worker/*.c, coordinator/*.c  -> libnader.a
-#   worker/cuda/*.cu  (only when nvcc is found and NO_CUDA is unset)
+#   worker/cuda/*.cu -> lib/nader-cuda.so, opened at run time by the
+#                       programs that use a GPU (when nvcc is found and
+#                       NO_CUDA is unset)
 #   cli/*.c -> nader; coordinator/main.c -> nader-coordinator;
 #   worker/main.c -> nader-worker; tests/unit/test_*.c -> build/tests/;
 #   tests/tools/*.c -> build/tools/ (programs tests drive);
@@ -32,7 +35,7 @@ INCLUDES := -Icommon -Iworker/engine -Iworker -Icoordinator -Icli \
             -I$(BUILD)/gen
 CFLAGS_ALL := -std=gnu11 $(OPT) -g -Wall -Wextra -fopenmp -MMD -MP \
               $(INCLUDES) $(PKG_CFLAGS) $(SAN) $(EXTRA_CFLAGS)
-LDLIBS_ALL := $(PKG_LIBS) -lm -lpthread -fopenmp $(SAN)
+LDLIBS_ALL := $(PKG_LIBS) -lm -lpthread -ldl -fopenmp $(SAN)
 
 # --- CUDA, when the toolkit is there --------------------------------------
 NVCC ?= $(shell command -v nvcc 2>/dev/null || \
@@ -63,7 +66,6 @@ NVCCFLAGS := -O3 -std=c++17 $(CUDA_ARCH) -lineinfo -DNADER_HAVE_CUDA \
              -Xcompiler -Wall,-Wextra,-fPIC $(INCLUDES) $(CUDNN_INC) -MMD -MP
 CUDA_LIBS := $(CUDNN_LIB) -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 \
              -lcudnn -lcublasLt -lcublas -lcudart -lstdc++
-LDLIBS_ALL += $(CUDA_LIBS)
 endif
 
 # --- sources ----------------------------------------------------------------
@@ -76,8 +78,13 @@ LIB_SRC := $(wildcard common/*.c) $(wildcard worker/engine/*.c) \
            $(filter-out coordinator/main.c,$(wildcard coordinator/*.c))
 LIB_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRC)) \
            $(patsubst $(BUILD)/gen/%.c,$(BUILD)/obj/gen/%.o,$(PROTO_C))
+# The CUDA backend is a library of its own (worker/engine/backend.c opens
+# it), with the one C file it uses compiled position-independent.
+CUDA_PLUGIN :=
 ifeq ($(HAVE_CUDA),1)
-LIB_OBJ += $(patsubst %.cu,$(BUILD)/obj/%.cu.o,$(CUDA_SRC))
+CUDA_PLUGIN := $(BUILD)/lib/nader-cuda.so
+CUDA_OBJ := $(patsubst %.cu,$(BUILD)/obj/%.cu.o,$(CUDA_SRC)) \
+            $(BUILD)/obj/pic/common/graph_ops.o
 endif
 
 # Text files embedded into the library as C strings (the prompts).
@@ -105,7 +112,7 @@ BENCH_SRC := $(wildcard tests/bench/bench_*.c)
 BENCH_BIN := $(patsubst tests/bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 
 .PHONY: all test asan fuzz bench format deps clean tests benches engine
-all: $(BINS) tests benches
+all: $(BINS) $(CUDA_PLUGIN) tests benches
 
 tests: $(TEST_BIN) $(TOOL_BIN)
 benches: $(BENCH_BIN)
@@ -142,6 +149,14 @@ $(BUILD)/obj/%.cu.o: %.cu
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVCCFLAGS) -c -o $@ $<
 
+$(BUILD)/obj/pic/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -fPIC -c -o $@ $<
+
+$(BUILD)/lib/nader-cuda.so: $(CUDA_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) -shared -o $@ $^ $(CUDA_LIBS) $(SAN)
+
 $(BUILD)/libnader.a: $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
@@ -172,26 +187,32 @@ $(BUILD)/bench/%: $(BUILD)/obj/tests/bench/%.o $(BUILD)/libnader.a
 # --- the engine alone, for GPU machines (tests/gpu/check.sh) ---------------
 # A machine lent for its GPU may lack the daemons' libraries (ZeroMQ, LMDB,
 # libyaml, ...).  `make engine` builds what training needs, against
-# libjansson and OpenBLAS only, into $(ENGINE_BUILD): the graph library,
-# the engine, the CUDA backend, nader-train (cli/cmd_train.c behind a
-# one-command main) and the GPU check's tools.  ENGINE_CFLAGS and
-# ENGINE_LIBS say where those two libraries are when pkg-config cannot.
+# libjansson, OpenBLAS and libsodium (designs' hashes) only, into
+# $(ENGINE_BUILD): the graph library, the engine, the CUDA backend,
+# nader-train (cli/cmd_train.c behind a one-command main) and the GPU
+# check's tools.  ENGINE_CFLAGS and ENGINE_LIBS say where those libraries
+# are when pkg-config cannot.  tests/integration/engine_build.sh builds
+# it without CUDA in every test run.
 ENGINE_BUILD ?= build-engine
-ENGINE_CFLAGS ?= $(shell pkg-config --cflags jansson openblas 2>/dev/null)
-ENGINE_LIBS ?= $(shell pkg-config --libs jansson openblas 2>/dev/null || \
-                 echo -ljansson -lopenblas)
+ENGINE_CFLAGS ?= $(shell pkg-config --cflags jansson openblas libsodium \
+                   2>/dev/null)
+ENGINE_LIBS ?= $(shell pkg-config --libs jansson openblas libsodium \
+                 2>/dev/null || echo -ljansson -lopenblas -lsodium)
 ENGINE_SRC := $(wildcard common/graph*.c common/net*.c common/log.c) \
               $(wildcard worker/engine/*.c)
 ENGINE_OBJ := $(patsubst %.c,$(ENGINE_BUILD)/obj/%.o,$(ENGINE_SRC))
+ENGINE_PLUGIN :=
 ifeq ($(HAVE_CUDA),1)
-ENGINE_OBJ += $(patsubst %.cu,$(ENGINE_BUILD)/obj/%.cu.o,$(CUDA_SRC))
+ENGINE_PLUGIN := $(ENGINE_BUILD)/lib/nader-cuda.so
+ENGINE_CUDA_OBJ := $(patsubst %.cu,$(ENGINE_BUILD)/obj/%.cu.o,$(CUDA_SRC)) \
+                   $(ENGINE_BUILD)/obj/pic/common/graph_ops.o
 ENGINE_DEFS := -DNADER_HAVE_CUDA
 endif
 ENGINE_CFLAGS_ALL := -std=gnu11 $(OPT) -g -Wall -Wextra -fopenmp -MMD -MP \
                      $(INCLUDES) $(ENGINE_CFLAGS) $(ENGINE_DEFS)
-ENGINE_LDLIBS := $(ENGINE_LIBS) -lm -lpthread -fopenmp $(CUDA_LIBS)
+ENGINE_LDLIBS := $(ENGINE_LIBS) -lm -lpthread -ldl -fopenmp
 ENGINE_CHECK_TOOLS := $(ENGINE_BUILD)/cuda_parity $(ENGINE_BUILD)/gpu_train
-ENGINE_TOOLS := $(ENGINE_CHECK_TOOLS)
+ENGINE_TOOLS := $(ENGINE_CHECK_TOOLS) $(ENGINE_PLUGIN)
 ifneq ($(wildcard cli/cmd_train.c),)
 ENGINE_TOOLS += $(ENGINE_BUILD)/nader-train
 endif
@@ -205,6 +226,14 @@ $(ENGINE_BUILD)/obj/%.o: %.c
 $(ENGINE_BUILD)/obj/%.cu.o: %.cu
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVCCFLAGS) -c -o $@ $<
+
+$(ENGINE_BUILD)/obj/pic/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ENGINE_CFLAGS_ALL) -fPIC -c -o $@ $<
+
+$(ENGINE_BUILD)/lib/nader-cuda.so: $(ENGINE_CUDA_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) -shared -o $@ $^ $(CUDA_LIBS)
 
 $(ENGINE_BUILD)/libengine.a: $(ENGINE_OBJ)
 	@rm -f $@

@@ -62,8 +62,8 @@ static int s_devices(inventory_t *inv, const char *spec, char *err,
             int n = backend_cuda_count();
             if (n <= 0) {
                 snprintf(err, errlen, "--device all: no CUDA device found "
-                         "(this build or machine has none); use --device "
-                         "cpu");
+                         "(%s); use --device cpu", backend_cuda_why()
+                         ? backend_cuda_why() : "this machine has none");
                 rc = -1;
             }
             for (int i = 0; i < n && rc == 0; i++) {
@@ -78,7 +78,9 @@ static int s_devices(inventory_t *inv, const char *spec, char *err,
             long i = strtol(tok + 5, &end, 10);
             if (*end || i < 0 || i >= backend_cuda_count()) {
                 snprintf(err, errlen, "--device %s: no such CUDA device "
-                         "(%d found)", tok, backend_cuda_count());
+                         "(%d found%s%s)", tok, backend_cuda_count(),
+                         backend_cuda_why() ? "; " : "",
+                         backend_cuda_why() ? backend_cuda_why() : "");
                 rc = -1;
             } else {
                 rc = s_add(inv->devices, &inv->n_devices, tok);
@@ -113,9 +115,14 @@ int inventory_take(inventory_t *inv, const char *devices,
     inv->threads = (int)sysconf(_SC_NPROCESSORS_ONLN);
     if (s_devices(inv, devices, err, errlen) < 0)
         goto fail;
+    /* The backends of the devices asked for: a CPU worker does not open
+     * the CUDA library only to say it could. */
     s_add(inv->backends, &inv->n_backends, "cpu");
-    if (backend_cuda_count() > 0)
-        s_add(inv->backends, &inv->n_backends, "cuda");
+    for (int i = 0; i < inv->n_devices; i++)
+        if (strncmp(inv->devices[i], "cuda", 4) == 0) {
+            s_add(inv->backends, &inv->n_backends, "cuda");
+            break;
+        }
     if (all_datasets) {
         for (int i = 0; i < 4; i++)
             s_add(inv->datasets, &inv->n_datasets, all[i]);

@@ -5,10 +5,10 @@
 #
 # On a machine with an NVIDIA GPU (sized for one H200, under 5 minutes):
 #  1. finds nvcc, cuDNN (toolkit, system or the pip wheel PyTorch brings),
-#     cuBLAS, libjansson and OpenBLAS, and says plainly what is missing;
-#     .gpu-deps/*.deb (tests/gpu/fetch-deps.sh, carried along) stand in
-#     for libjansson and OpenBLAS, unpacked into a private folder
-#     (GPU_CHECK_USE_DEBS=1 uses them even where the system has both);
+#     cuBLAS, libjansson, OpenBLAS and libsodium, and says plainly what
+#     is missing; .gpu-deps/*.deb (tests/gpu/fetch-deps.sh, carried
+#     along) stand in for the last three, unpacked into a private folder
+#     (GPU_CHECK_USE_DEBS=1 uses them even where the system has them);
 #  2. builds the engine, the CUDA backend and the check's tools
 #     (make engine; the full `make` too when every library is there);
 #  3. runs every operation against the CPU backend (cuda_parity) in TF32,
@@ -155,10 +155,11 @@ for lib in libcublas libcublasLt libcudart; do
     fi
 done
 
-# libjansson and OpenBLAS: the system's, else the carried packages.
+# libjansson, OpenBLAS and libsodium: the system's, else the carried
+# packages.
 ENGINE_CFLAGS= ENGINE_LIBS=
 need_debs=0
-for p in jansson openblas; do
+for p in jansson openblas libsodium; do
     if [[ -z ${GPU_CHECK_USE_DEBS:-} ]] && pkg-config --exists $p 2>/dev/null; then
         ENGINE_CFLAGS+=" $(pkg-config --cflags $p)"
         ENGINE_LIBS+=" $(pkg-config --libs $p)"
@@ -169,7 +170,7 @@ for p in jansson openblas; do
 done
 if [[ $need_debs == 1 ]]; then
     if ! ls .gpu-deps/*.deb >/dev/null 2>&1; then
-        missing "libjansson and/or OpenBLAS (no pkg-config entry) and no .gpu-deps/*.deb;" \
+        missing "libjansson, OpenBLAS or libsodium (no pkg-config entry) and no .gpu-deps/*.deb;" \
             "run tests/gpu/fetch-deps.sh on a machine with apt and carry .gpu-deps"
         return 2
     fi
@@ -184,9 +185,9 @@ if [[ $need_debs == 1 ]]; then
     done
     ML=$DEPS/usr/lib/x86_64-linux-gnu
     ENGINE_CFLAGS="-I$DEPS/usr/include -I$DEPS/usr/include/x86_64-linux-gnu/openblas-pthread"
-    ENGINE_LIBS="-L$ML -L$ML/openblas-pthread -ljansson -lopenblas -Wl,-rpath,$ML -Wl,-rpath,$ML/openblas-pthread"
+    ENGINE_LIBS="-L$ML -L$ML/openblas-pthread -ljansson -lopenblas -lsodium -Wl,-rpath,$ML -Wl,-rpath,$ML/openblas-pthread"
     LIBPATHS+=("$ML" "$ML/openblas-pthread")
-    echo "libjansson and OpenBLAS: from .gpu-deps, unpacked in $DEPS"
+    echo "libjansson, OpenBLAS and libsodium: from .gpu-deps, unpacked in $DEPS"
 fi
 export LIBRARY_PATH=$LINKS/lib${LIBRARY_PATH:+:$LIBRARY_PATH}
 LD=$LINKS/lib

@@ -257,7 +257,7 @@ class Deploy(unittest.TestCase):
         packages = makefile_packages()
         ignored = dockerignore()
         targets = {"build/nader", "build/nader-coordinator",
-                   "build/nader-worker"}
+                   "build/nader-worker", "build/lib/nader-cuda.so"}
         self.assertEqual(len(self.images), 2)
         for path, ins in self.images.items():
             name = os.path.basename(path)
@@ -306,7 +306,7 @@ class Deploy(unittest.TestCase):
                     for p in pk:
                         self.assertIn(p, packages, name + ": " + p)
                 if i == "RUN" and "make " in a:
-                    for t in re.findall(r"\bbuild/[\w-]+", a):
+                    for t in re.findall(r"\bbuild/[\w/.-]*[\w]", a):
                         self.assertIn(t, targets, name)
                     for s in re.findall(r"\b(deploy/[\w/.-]+)", a):
                         self.assertTrue(os.path.isfile(

@@ -930,13 +930,11 @@ int main(int argc, char **argv)
     /* --device cpu compares the CPU backend with itself at one thread: a
      * check of this harness (every case runs, every output is written). */
     if (strncmp(device, "cuda", 4) == 0 && backend_cuda_count() == 0) {
-#ifdef NADER_HAVE_CUDA
-        printf("skip: no CUDA device visible (CUDA build, but "
-               "cudaGetDeviceCount finds none)\n");
-#else
-        printf("skip: this build has no CUDA support (nvcc was not found "
-               "or NO_CUDA was set)\n");
-#endif
+        if (backend_cuda_why())
+            printf("skip: %s\n", backend_cuda_why());
+        else
+            printf("skip: no CUDA device visible (the CUDA backend loads, "
+                   "but cudaGetDeviceCount finds none)\n");
         return 77;
     }
     go.precision = p.precision;

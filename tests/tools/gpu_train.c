@@ -921,7 +921,8 @@ int main(int argc, char **argv)
         o.peak_tflops <= 0 || o.peak_gbs <= 0)
         return s_usage();
     if (strncmp(o.device, "cuda", 4) == 0 && backend_cuda_count() == 0) {
-        printf("skip: no CUDA device visible to this build\n");
+        printf("skip: %s\n", backend_cuda_why() ? backend_cuda_why()
+                                  : "no CUDA device visible");
         return 77;
     }
     if (strcmp(argv[1], "run") == 0)

@@ -57,6 +57,13 @@ static void test_devices(void **state)
         assert_non_null(strstr(err, "this build has no CUDA support"));
 #endif
     }
+#ifdef NADER_HAVE_CUDA
+    /* The build folder's lib/nader-cuda.so is found next to build/tests/
+     * and loads here, GPU or not (the CUDA libraries are installed). */
+    assert_null(backend_cuda_why());
+#else
+    assert_non_null(backend_cuda_why());
+#endif
     opt.threads = -1;
     assert_null(backend_new("cpu", &opt, err, sizeof(err)));
     assert_non_null(strstr(err, "-1 threads"));

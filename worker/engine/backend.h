@@ -172,8 +172,13 @@ void backend_destroy(backend_t **be);
 /* The number of CUDA devices usable by this build (0 without CUDA). */
 int backend_cuda_count(void);
 
+/* Why CUDA cannot be used at all (no CUDA in the build, or its library
+ * cannot be loaded), or NULL when it can (devices may still be 0). */
+const char *backend_cuda_why(void);
+
 /* The constructors behind backend_new(): the CPU backend (backend_cpu.c)
- * and, in builds with NADER_HAVE_CUDA, the CUDA one (worker/cuda/). */
+ * and, in builds with NADER_HAVE_CUDA, the CUDA one (worker/cuda/, built
+ * as the library nader-cuda.so, which backend.c opens when needed). */
 backend_t *backend_cpu_new(const backend_options_t *opt, char *err,
                            size_t errlen);
 #ifdef NADER_HAVE_CUDA
