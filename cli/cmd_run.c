@@ -629,6 +629,9 @@ int cmd_run(int argc, char **argv)
     printf("\nresults: %s (best.txt, leaderboard.txt, tree.txt, "
            "designs.jsonl, results.jsonl, llm.jsonl)\n",
            r.results);
+    printf("state:   %s (the same command %s; remove it or change "
+           "search.name to start afresh)\n", r.state,
+           st.done ? "shows this search again" : "resumes this search");
     rc = st.done || !atomic_load(&s_signals) ? (r.search_rc == 0 ? 0 : 1) : 0;
 out:
     if (r.search_started) {
