@@ -316,6 +316,7 @@ static int s_configure(s_child_t *c, net_config_t *ncfg,
         job->checkpoint_every > 0) {
         tcfg->checkpoint = task->checkpoint;
         tcfg->checkpoint_every = job->checkpoint_every;
+        tcfg->checkpoint_optional = true;
     }
     return 0;
 }

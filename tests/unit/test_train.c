@@ -271,6 +271,34 @@ static void test_resume_mismatch(void **state)
     train_result_free(&r);
 }
 
+/* A checkpoint that cannot be written fails the run, unless checkpoints
+ * are optional (the worker's jobs): then training goes on and says how
+ * many were lost. */
+static void test_checkpoint_unwritable(void **state)
+{
+    net_config_t n;
+    train_config_t c;
+    train_result_t r;
+
+    (void)state;
+    s_configs(&n, &c);
+    c.epochs = 2;
+    c.checkpoint = "/nonexistent-folder/job.ckpt";
+    c.checkpoint_every = 1;
+    assert_int_equal(train_run(s_design, &n, &c, NULL, &r), 0);
+    assert_int_equal(r.status, TRAIN_FAILED);
+    assert_non_null(strstr(r.reason, "checkpoint after epoch 0"));
+    assert_non_null(strstr(r.reason, "/nonexistent-folder/job.ckpt"));
+    train_result_free(&r);
+
+    c.checkpoint_optional = true;
+    assert_int_equal(train_run(s_design, &n, &c, NULL, &r), 0);
+    assert_int_equal(r.status, TRAIN_OK);
+    assert_int_equal(r.n_epochs, 2);
+    assert_int_equal(r.checkpoints_lost, 2);
+    train_result_free(&r);
+}
+
 static void test_divergence(void **state)
 {
     net_config_t n;
@@ -403,6 +431,7 @@ int main(void)
         cmocka_unit_test(test_run),
         cmocka_unit_test(test_resume_is_exact),
         cmocka_unit_test(test_resume_mismatch),
+        cmocka_unit_test(test_checkpoint_unwritable),
         cmocka_unit_test(test_divergence),
         cmocka_unit_test(test_cancel_and_max_steps),
         cmocka_unit_test(test_lone_last_sample_dropped),

@@ -38,6 +38,7 @@
 
 #include "checkpoint.h"
 #include "data.h"
+#include "log.h"
 #include "network.h"
 #include "train_feed.h"
 
@@ -680,6 +681,14 @@ static int s_checkpoint(trainer_t *t, int epoch)
     ci.n_history = t->r->n_epochs;
     if (checkpoint_save(t->nets[0].nw, c->checkpoint, &ci, t->err,
                         sizeof(t->err)) != 0) {
+        if (c->checkpoint_optional) {
+            /* The checkpoint only spares a retry some work: losing one
+             * must not lose the run. */
+            log_warn("checkpoint after epoch %d not written (%s); training "
+                     "goes on", epoch, t->err);
+            t->r->checkpoints_lost++;
+            return 0;
+        }
         s_fail(t, "checkpoint after epoch %d: %s", epoch, t->err);
         return -1;
     }

@@ -44,6 +44,9 @@ typedef struct train_config {
     const char *resume;       /* checkpoint file to resume from */
     const char *checkpoint;   /* where to write checkpoints */
     int checkpoint_every;     /* epochs between checkpoints, 0 = never */
+    bool checkpoint_optional; /* a checkpoint that cannot be written (a
+                                 full disk) is logged and training goes
+                                 on; otherwise the run fails */
     const char *save_weights; /* safetensors file for the final weights
                                  (written when the run ends ok or
                                  cancelled) */
@@ -95,6 +98,7 @@ const char *train_status_name(train_status_t s);
 typedef struct train_result {
     train_status_t status;
     char reason[320];
+    int checkpoints_lost;     /* optional checkpoints not written */
     char device[128];
     int width;
     int64_t params, macs;     /* macs per image */
