@@ -837,7 +837,7 @@ static void s_timers(worker_t *w, uint64_t now)
             sl->kill_at = 0;
         }
         if (sl->trainer && !sl->cancel && !sl->stalled &&
-            w->opt.stall_timeout_ms > 0 &&
+            w->opt.stall_timeout_ms > 0 && now > sl->alive_at &&
             now - sl->alive_at > (uint64_t)w->opt.stall_timeout_ms * 1000u) {
             log_warn("job %llu attempt %u: trainer pid %d finished no step "
                      "for %.0f s; killing it",
