@@ -107,19 +107,16 @@ static int s_on_epoch(void *ctx, const train_epoch_t *e)
 }
 
 /*
- * After each step: a sign of life every BEAT_EVERY_S, so the daemon can
- * tell a long epoch from a trainer stuck in a kernel (see the worker's
- * --stall-timeout).  Sent from the training thread itself on purpose: a
- * beat proves that steps are being made, not only that the process
- * exists.
+ * A sign of life every BEAT_EVERY_S, after training steps and evaluation
+ * batches, so the daemon can tell a long epoch from a trainer stuck in a
+ * kernel (see the worker's --stall-timeout).  Sent from the training
+ * thread itself on purpose: a beat proves that batches are being
+ * processed, not only that the process exists.
  */
-static int s_on_step(void *ctx, const train_step_t *st)
+static void s_beat(s_child_t *c)
 {
-    s_child_t *c = ctx;
     double now = s_mono_s();
 
-    (void)st;
-    c->steps++;
     if (now - c->last_beat >= BEAT_EVERY_S) {
         Nader__Envelope env = NADER__ENVELOPE__INIT;
         Nader__Progress p = NADER__PROGRESS__INIT;
@@ -131,6 +128,20 @@ static int s_on_step(void *ctx, const train_step_t *st)
         s_send(c, &env);
         c->last_beat = now;
     }
+}
+
+static void s_on_beat(void *ctx)
+{
+    s_beat(ctx);
+}
+
+static int s_on_step(void *ctx, const train_step_t *st)
+{
+    s_child_t *c = ctx;
+
+    (void)st;
+    c->steps++;
+    s_beat(c);
     return s_stop || c->broken;
 }
 
@@ -329,7 +340,8 @@ int trainer_main(int fd)
     graph_design_t *d = NULL;
     net_config_t ncfg;
     train_config_t tcfg;
-    train_hooks_t hooks = {&c, s_on_epoch, s_on_step, s_on_checkpoint};
+    train_hooks_t hooks = {&c, s_on_epoch, s_on_step, s_on_checkpoint,
+                           s_on_beat};
     train_result_t r;
     struct sigaction sa;
     FILE *oom;

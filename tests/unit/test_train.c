@@ -128,6 +128,29 @@ static const char *s_path(const char *name)
     return p[i];
 }
 
+static void s_count_beat(void *ctx)
+{
+    (*(int *)ctx)++;
+}
+
+/* on_beat comes once per evaluation batch: 40 test images at batch 32
+ * are 2 batches, evaluated after each of the 3 epochs. */
+static void test_beats_during_evaluation(void **state)
+{
+    net_config_t n;
+    train_config_t c;
+    train_result_t r;
+    int beats = 0;
+    train_hooks_t hooks = {&beats, NULL, NULL, NULL, s_count_beat};
+
+    (void)state;
+    s_configs(&n, &c);
+    assert_int_equal(train_run(s_design, &n, &c, &hooks, &r), 0);
+    assert_int_equal(r.status, TRAIN_OK);
+    assert_int_equal(beats, 3 * 2);
+    train_result_free(&r);
+}
+
 static void test_run(void **state)
 {
     net_config_t n;
@@ -206,7 +229,7 @@ static void test_resume_is_exact(void **state)
     train_config_t c;
     train_result_t r1, r2, r3;
     keep_t keep = {1, s_path("epoch2.ckpt"), 0};
-    train_hooks_t hooks = {&keep, NULL, NULL, s_keep_checkpoint};
+    train_hooks_t hooks = {&keep, NULL, NULL, s_keep_checkpoint, NULL};
 
     (void)state;
     s_configs(&n, &c);
@@ -329,7 +352,7 @@ static void test_cancel_and_max_steps(void **state)
     train_config_t c;
     train_result_t r;
     int calls = 0;
-    train_hooks_t hooks = {&calls, NULL, s_stop_at_3, NULL};
+    train_hooks_t hooks = {&calls, NULL, s_stop_at_3, NULL, NULL};
 
     (void)state;
     s_configs(&n, &c);
@@ -429,6 +452,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_run),
+        cmocka_unit_test(test_beats_during_evaluation),
         cmocka_unit_test(test_resume_is_exact),
         cmocka_unit_test(test_resume_mismatch),
         cmocka_unit_test(test_checkpoint_unwritable),

@@ -639,6 +639,8 @@ static int s_evaluate(trainer_t *t, const dev_split_t *s, const char *what,
             s_fail(t, "evaluating %s: %s", what, t->err);
         if (bad)
             return -1;
+        if (t->hooks && t->hooks->on_beat)
+            t->hooks->on_beat(t->hooks->ctx);
     }
     if (rc < 0) {
         s_fail(t, "evaluating %s: %s", what, t->err);

@@ -84,6 +84,9 @@ typedef struct train_hooks {
     int (*on_step)(void *ctx, const train_step_t *s);
     /* Called after a checkpoint file has been written completely. */
     int (*on_checkpoint)(void *ctx, const char *path, int epoch);
+    /* Optional: called after each evaluation batch, to show that a run
+     * outside its training steps is still making progress. */
+    void (*on_beat)(void *ctx);
 } train_hooks_t;
 
 typedef enum train_status {
