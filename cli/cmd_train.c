@@ -465,7 +465,8 @@ int cmd_train(int argc, char **argv)
     net_config_t ncfg;
     train_config_t cfg;
     train_args_t a = {0};
-    train_hooks_t hooks = {&a.cli, s_on_epoch, s_on_step, s_on_checkpoint, NULL};
+    train_hooks_t hooks = {&a.cli, s_on_epoch, s_on_step, s_on_checkpoint,
+                           NULL};
     train_result_t r;
     graph_design_t *d = NULL;
     struct sigaction sa;
