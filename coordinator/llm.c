@@ -292,6 +292,17 @@ static int s_memo_add_locked(llm_t *l, const llm_exchange_t *x, bool used)
         return -1;
     l->memo[l->n_memo].used = used;
     l->memo_has_embed = l->memo_has_embed || x->kind == LLM_KIND_EMBED;
+    /*
+     * An embedding's key names its model.  A replay configured without
+     * one takes the model of the log's embeddings, or every embedding
+     * would miss and retrieval would fall back to lexical similarity,
+     * giving other prompts than the recorded search.
+     */
+    if (l->cfg.replay_only && !l->embed_model &&
+        x->kind == LLM_KIND_EMBED && x->model[0]) {
+        l->embed_model = strdup(x->model);
+        l->cfg.embed_model = l->embed_model;
+    }
     l->n_memo++;
     return 0;
 }

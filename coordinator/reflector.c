@@ -484,6 +484,32 @@ static bool s_has_lesson(const experience_t *x)
     return x->text || x->error || x->inspiration;
 }
 
+static int s_strcmp0(const char *a, const char *b)
+{
+    return strcmp(a ? a : "", b ? b : "");
+}
+
+/*
+ * Order among lessons that score alike (the same lesson learnt twice
+ * scores the same against any query): by what they are about, not by
+ * when they were learnt.  Results arrive in whatever order the workers
+ * finish, so creation order would make the prompt, and with it a
+ * replayed search, depend on timing.
+ */
+static int s_tie(const experience_t *a, const experience_t *b)
+{
+    int c;
+
+    if (a->iteration != b->iteration)
+        return a->iteration < b->iteration ? -1 : 1;
+    if ((c = strcmp(a->hash, b->hash)) != 0 ||
+        (c = s_strcmp0(a->inspiration, b->inspiration)) != 0 ||
+        (c = s_strcmp0(a->error, b->error)) != 0 ||
+        (c = s_strcmp0(a->text, b->text)) != 0)
+        return c;
+    return a->id < b->id ? -1 : a->id > b->id;
+}
+
 char *reflector_lessons(reflector_t *r, agent_env_t *env, exp_kind_t kind,
                         const char *query, int k)
 {
@@ -509,7 +535,9 @@ char *reflector_lessons(reflector_t *r, agent_env_t *env, exp_kind_t kind,
             continue;
         double s = s_similarity(x, query, q, qdim);
         int j = n++;
-        while (j > 0 && score[j - 1] < s) {
+        while (j > 0 && (score[j - 1] < s ||
+                         (score[j - 1] == s &&
+                          s_tie(x, &r->v[idx[j - 1]]) < 0))) {
             idx[j] = idx[j - 1];
             score[j] = score[j - 1];
             j--;

@@ -183,6 +183,12 @@ def main():
         sf.check(len(ws.requests()) == asked, "the replay asked the endpoint")
         sf.check(rep["summary"]["llm"]["memo_hits"] ==
                  rep["summary"]["llm"]["calls"], "replay answered from log")
+        # Every recorded exchange, embeddings included, was asked again.
+        sf.check(rep["summary"]["llm"]["calls"] ==
+                 res["summary"]["llm"]["calls"],
+                 "the replay made %d calls, the recording %d" %
+                 (rep["summary"]["llm"]["calls"],
+                  res["summary"]["llm"]["calls"]))
         same_acc = [a["screen_acc"] for a in rep["tree"]] == \
                    [a["screen_acc"] for a in res["tree"]]
         print("replayed tree identical; accuracies %s" %

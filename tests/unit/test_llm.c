@@ -419,6 +419,35 @@ static void test_embeddings(void **state)
     assert_int_equal(u1.calls, u0.calls);
     assert_true(u1.cost == u0.cost);
     free(v2);
+    llm_destroy(&l);
+
+    /* A replay configured without an embedding model answers from a
+     * log whose embeddings name theirs. */
+    char path[400];
+    snprintf(path, sizeof path, "%s/embed.jsonl", srv.dir);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    l = s_client(&srv, NULL);
+    llm_set_sink(l, llm_sink_jsonl, f);
+    assert_int_equal(
+        llm_embed(l, "reflector", 0, texts, 3, &v2, &dim2, err, sizeof err),
+        LLM_OK);
+    free(v2);
+    llm_destroy(&l);
+    fclose(f);
+    llm_config_t c;
+    llm_config_default(&c);
+    c.replay_only = true;
+    l = llm_new(&c, err, sizeof err);
+    assert_non_null(l);
+    assert_int_equal(llm_memo_load_jsonl(l, path, err, sizeof err), 1);
+    assert_true(llm_has_embeddings(l));
+    assert_int_equal(
+        llm_embed(l, "modifier", 2, texts, 3, &v2, &dim2, err, sizeof err),
+        LLM_OK);
+    assert_int_equal(dim2, dim);
+    assert_memory_equal(v, v2, (size_t)(3 * dim) * sizeof *v);
+    free(v2);
     free(v);
     llm_destroy(&l);
     fixture_server_stop(&srv);
