@@ -181,7 +181,7 @@ size_t cuda_eltwise_workspace(backend_t *be, const net_t *net, const net_node_t 
         cuda_red_plan_t p;
         bool reduced;
         s_grad_plan(be, &node->shape, cuda_in_shape_n(net, node, i), &p, &reduced);
-        size_t b = cuda_red_partials(&p, 1) * sizeof(float);
+        size_t b = cuda_align(cuda_red_partials(&p, 1) * sizeof(float));
         any = any || reduced;
         if (b > part)
             part = b;
