@@ -28,6 +28,7 @@
 #include <stdlib.h>
 
 #include "cuda_common.cuh"
+#include "cuda_plan.h"
 
 #define POOL_SMALL (1u << 20)
 #define CUBLAS_WS_BYTES (32u << 20)
@@ -335,9 +336,20 @@ static s_op_entry_t s_entry(graph_op_t op)
     return e;
 }
 
+/*
+ * Whether n elements fit the kernels' 32-bit index arithmetic.  The bound
+ * keeps a margin below 2^31: a grid's last block computes indices up to a
+ * block past the end (and the reduction plan rounds slices up by 2047)
+ * before comparing them with n.
+ */
+static bool s_fits(int64_t n)
+{
+    return n <= (int64_t)INT32_MAX - 65536;
+}
+
 static bool s_small(const graph_shape_t *s)
 {
-    return cuda_numel(s) < INT32_MAX;
+    return s_fits(cuda_numel(s));
 }
 
 /* Why node cannot run here, or NULL when it can. */
@@ -354,6 +366,10 @@ static const char *s_unsupported(const net_t *net, const net_node_t *node)
     case GRAPH_OP_CONV2D:
         if (node->shape.ndim != 4 || cuda_in_shape_n(net, node, 0)->ndim != 4)
             return "Conv2d needs 4-D input and output";
+        /* with crop, the full output (a row and a column more) is indexed */
+        if (node->crop && !s_fits(node->shape.d[0] * node->shape.d[1] *
+                                  (node->shape.d[2] + 1) * (node->shape.d[3] + 1)))
+            return "uncropped output of 2^31 elements or more";
         break;
     case GRAPH_OP_AVGPOOL2D:
     case GRAPH_OP_MAXPOOL2D:
@@ -369,9 +385,17 @@ static const char *s_unsupported(const net_t *net, const net_node_t *node)
             return "more than 15 inputs";
         break;
     case GRAPH_OP_MULTIPLY: {
-        int ra = cuda_in_shape_n(net, node, 0)->ndim, rb = cuda_in_shape_n(net, node, 1)->ndim;
-        if (ra > 6 || rb > 6)
+        const graph_shape_t *sa = cuda_in_shape_n(net, node, 0);
+        const graph_shape_t *sb = cuda_in_shape_n(net, node, 1);
+        cuda_mm_plan_t g;
+        if (sa->ndim > 6 || sb->ndim > 6 ||
+            !cuda_mm_plan_make(&g, sa->ndim, sa->d, sb->ndim, sb->d))
             return "more than 4 batch dimensions";
+        /* a broadcast operand's gradient is formed for every output batch,
+         * then summed: that buffer is indexed too */
+        if ((g.a_bcast && !s_fits((int64_t)g.nb * g.n * g.k)) ||
+            (g.b_bcast && !s_fits((int64_t)g.nb * g.k * g.m)))
+            return "broadcast operand's gradient buffer of 2^31 elements or more";
         break;
     }
     default:

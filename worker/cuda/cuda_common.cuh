@@ -12,8 +12,9 @@
  * workspace and saved-state sizes; cuda_backend.cu dispatches on the op.
  *
  * Index arithmetic in kernels is 32-bit: cuda_backend.cu refuses tensors
- * of 2^31 elements or more (a network at batch 256 is far below that), so
- * no kernel pays for 64-bit division.
+ * (and the uncropped convolution outputs and broadcast matmul gradients
+ * kept in workspaces) within 2^16 elements of 2^31 or larger (a network
+ * at batch 256 is far below that), so no kernel pays for 64-bit division.
  */
 #ifndef NADER_CUDA_COMMON_CUH
 #define NADER_CUDA_COMMON_CUH

@@ -65,7 +65,7 @@ size_t cuda_linear_workspace(backend_t *be, const net_t *net, const net_node_t *
     int M, K, N;
     s_linear_geom(net, node, &M, &K, &N);
     s_bias_plan(be, M, N, &p);
-    return cuda_red_partials(&p, 1) * sizeof(float);
+    return cuda_align(cuda_red_partials(&p, 1) * sizeof(float));
 }
 
 __global__ void s_bias_rows_kernel(float *y, const float *b, int rows, int n)

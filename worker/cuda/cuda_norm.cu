@@ -278,7 +278,7 @@ size_t cuda_ln_workspace(backend_t *be, const net_t *net, const net_node_t *node
     cuda_red_plan_t p;
     (void)net;
     s_ln_plan(be, &node->shape, &p);
-    return cuda_red_partials(&p, 2) * sizeof(float);
+    return cuda_align(cuda_red_partials(&p, 2) * sizeof(float));
 }
 
 /* One warp per row: mean, then variance about it, then the output. */

@@ -181,12 +181,14 @@ size_t cuda_eltwise_workspace(backend_t *be, const net_t *net, const net_node_t 
         cuda_red_plan_t p;
         bool reduced;
         s_grad_plan(be, &node->shape, cuda_in_shape_n(net, node, i), &p, &reduced);
-        size_t b = cuda_red_partials(&p, 1) * sizeof(float);
-        any = any || reduced;
+        if (!reduced)   /* backward copies or multiplies straight into dx */
+            continue;
+        size_t b = cuda_align(cuda_red_partials(&p, 1) * sizeof(float));
+        any = true;
         if (b > part)
             part = b;
     }
-    if (node->op == GRAPH_OP_MUL && (any || node->n_inputs > 1))
+    if (node->op == GRAPH_OP_MUL && any)
         return cuda_align(cuda_numel(&node->shape) * sizeof(float)) + part;
     return part;
 }

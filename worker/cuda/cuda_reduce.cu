@@ -40,7 +40,7 @@ size_t cuda_reduce_workspace(backend_t *be, const net_t *net, const net_node_t *
     cuda_red_plan_t p;
     s_plan(be, net, node, &p);
     /* forward: partials; backward of max: the tie counts (one per output). */
-    size_t fwd = cuda_red_partials(&p, 1) * sizeof(float);
+    size_t fwd = cuda_align(cuda_red_partials(&p, 1) * sizeof(float));
     size_t bwd = cuda_align((size_t)p.out_n * sizeof(float)) + fwd;
     return fwd > bwd ? fwd : bwd;
 }
