@@ -521,7 +521,6 @@ static int s_launch(backend_t *be)
 static int s_capture_end(backend_t *be)
 {
     cuda_impl_t *im = cuda_impl(be);
-    const net_node_t *node = NULL;
     cudaGraph_t g = NULL;
 
     if (!im->capturing)
@@ -531,12 +530,20 @@ static int s_capture_end(backend_t *be)
     if (e != cudaSuccess) {
         if (g)
             cudaGraphDestroy(g);
+        cudaGetLastError();   /* not left for the next launch check */
         return cuda_fail(be, NULL, "capture_end (a call made while capturing is not "
                                    "capturable, or one failed)",
                          "cudaStreamEndCapture", cudaGetErrorString(e));
     }
     im->graph = g;
-    CU_TRY(cudaGraphInstantiate(&im->graph_exec, g, 0));
+    e = cudaGraphInstantiate(&im->graph_exec, g, 0);
+    if (e != cudaSuccess) {
+        im->graph_exec = NULL;
+        s_capture_clear(im);
+        cudaGetLastError();
+        return cuda_fail(be, NULL, "capture_end", "cudaGraphInstantiate",
+                         cudaGetErrorString(e));
+    }
     return 0;
 }
 

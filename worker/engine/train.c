@@ -69,6 +69,7 @@ typedef struct trainer {
     backend_t *be;
     bool host_backend;
     bool capture, captured;
+    bool warm;                /* a full-size step has run uncaptured */
     int captured_epoch;
     struct {
         int batch;
@@ -456,20 +457,31 @@ static int s_train_step(trainer_t *t, const feed_batch_t *b, int epoch,
         return -2;
     if (feed_upload(t->feed, b, t->err, sizeof(t->err)))
         return -1;
-    if (!t->capture || b->n != t->cfg->batch)
-        return s_step_calls(t, b, nw, sgd);
+    /* The first full step runs as it is: libraries initialise, kernels
+     * load and plans are made outside any capture. */
+    if (!t->capture || b->n != t->cfg->batch || !t->warm) {
+        int rc = s_step_calls(t, b, nw, sgd);
+        t->warm = t->warm || (rc == 0 && b->n == t->cfg->batch);
+        return rc;
+    }
     if (!t->captured || t->captured_epoch != epoch) {
-        if (be->vt->capture_begin(be) != 0) {
-            snprintf(t->err, sizeof(t->err), "capture: %s", be->err);
-            return -1;
+        /* A step that cannot be captured is still a step: say so once
+         * and go on without capture.  Nothing ran while capturing. */
+        int rc = be->vt->capture_begin(be);
+        if (rc == 0) {
+            rc = s_step_calls(t, b, nw, sgd);
+            /* ends the capture even when a call failed */
+            rc = be->vt->capture_end(be) != 0 ? -1 : rc;
         }
-        if (s_step_calls(t, b, nw, sgd) != 0) {
-            be->vt->capture_end(be);
-            return -1;
-        }
-        if (be->vt->capture_end(be) != 0) {
-            snprintf(t->err, sizeof(t->err), "capture: %s", be->err);
-            return -1;
+        if (rc != 0) {
+            log_warn("%s: a training step could not be captured (%s%s%s); "
+                     "going on without CUDA Graphs",
+                     be->device, be->err, t->err[0] ? "; " : "", t->err);
+            t->err[0] = '\0';
+            be->err[0] = '\0';
+            t->capture = false;
+            t->captured = false;
+            return s_step_calls(t, b, nw, sgd);
         }
         t->captured = true;
         t->captured_epoch = epoch;
