@@ -123,11 +123,30 @@ static void s_make_cifar10(const char *dir, const int *counts)
     s_write_text(dir, "nader-data.json", manifest);
 }
 
+/* The files the last s_load() reported read, and the last one's path. */
+static int s_files_read;
+static char s_last_file[1024];
+
+static void s_on_file(void *ctx, const char *path)
+{
+    (*(int *)ctx)++;
+    snprintf(s_last_file, sizeof(s_last_file), "%s", path);
+}
+
 static int s_load(const char *dataset, const char *dir, const char *split,
                   data_set_t **d, char *err)
 {
-    data_options_t o = {dataset, dir, split, DATA_SPLIT_SEED};
+    data_options_t o = {dataset, dir, split, DATA_SPLIT_SEED, s_on_file,
+                        &s_files_read};
+    s_files_read = 0;
+    s_last_file[0] = '\0';
     return data_set_load(&o, d, err, 512);
+}
+
+static bool s_ends_with(const char *s, const char *tail)
+{
+    size_t n = strlen(s), m = strlen(tail);
+    return n >= m && strcmp(s + n - m, tail) == 0;
 }
 
 /* The (file, record) an image came from, by its first two pixels. */
@@ -154,6 +173,9 @@ static void test_cifar10_loads_in_order(void **state)
     (void)state;
     s_make_cifar10(dir, s_counts);
     assert_int_equal(s_load("cifar10", dir, NULL, &d, err), 0);
+    /* each of the six files reported as it was read, the test file last */
+    assert_int_equal(s_files_read, 6);
+    assert_true(s_ends_with(s_last_file, "/test_batch.bin"));
     assert_int_equal(d->classes, 10);
     assert_int_equal(d->pad, 4);
     assert_int_equal(d->train.n, 25);
@@ -200,7 +222,7 @@ static void test_cifar10_valid_split_is_stratified(void **state)
     static const int counts[6] = {40, 40, 40, 40, 40, 10};
     const char *dir = s_dir("c10v");
     data_set_t *d = NULL, *d2 = NULL, *d3 = NULL;
-    data_options_t o = {"cifar10-valid", dir, NULL, 5};
+    data_options_t o = {.dataset = "cifar10-valid", .dir = dir, .split_seed = 5};
     char err[512] = "";
     int per_class[2][10] = {{0}};
     char seen[6][200] = {{0}};
@@ -458,6 +480,8 @@ static void s_check_imagenet16(const char *dir, int per_batch, int val)
     assert_int_equal(data_set_probe("imagenet16-120", dir), 1);
     if (s_load("imagenet16-120", dir, NULL, &d, err) != 0)
         fail_msg("%s", err);
+    assert_int_equal(s_files_read, 11);
+    assert_true(s_ends_with(s_last_file, "val_data"));
     assert_int_equal(d->classes, 120);
     assert_int_equal(d->h, 16);
     assert_int_equal(d->pad, 2);

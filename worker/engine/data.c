@@ -291,12 +291,19 @@ out:
     return rc;
 }
 
+static void s_file_done(const data_options_t *o, const char *path)
+{
+    if (o->on_file)
+        o->on_file(o->on_file_ctx, path);
+}
+
 /*
  * Read a list of CIFAR files of one folder, concatenated, into split s.
  */
-static int s_cifar_load(const char *dir, const cifar_file_t *files,
-                        int n_files, json_t *records, int rec_bytes,
-                        int label_at, int classes, const char *split_name,
+static int s_cifar_load(const data_options_t *o, const char *dir,
+                        const cifar_file_t *files, int n_files,
+                        json_t *records, int rec_bytes, int label_at,
+                        int classes, const char *split_name,
                         data_split_t *s, char *err, size_t errlen)
 {
     int counts[8], total = 0, at = 0, rc;
@@ -320,6 +327,7 @@ static int s_cifar_load(const char *dir, const cifar_file_t *files,
             s_split_free(s);
             return rc;
         }
+        s_file_done(o, path);
         at += counts[i];
     }
     return 0;
@@ -407,8 +415,9 @@ static int s_in16_append(data_split_t *s, int *cap,
     return 0;
 }
 
-static int s_in16_load_files(const char *dir, const char *const *names,
-                             int n, const char *split_name, data_split_t *s,
+static int s_in16_load_files(const data_options_t *o, const char *dir,
+                             const char *const *names, int n,
+                             const char *split_name, data_split_t *s,
                              char *err, size_t errlen)
 {
     char path[1024];
@@ -425,6 +434,8 @@ static int s_in16_load_files(const char *dir, const char *const *names,
             break;
         rc = s_in16_append(s, &cap, &b, path, err, errlen);
         data_pickle_batch_free(&b);
+        if (rc == 0)
+            s_file_done(o, path);
     }
     if (rc == 0 && s->n == 0) {
         s_err(err, errlen, "%s: no image with a label in 1..120", dir);
@@ -636,10 +647,10 @@ static int s_load_cifar10(data_set_t *d, const data_options_t *o, bool valid,
     if (rc)
         return rc;
     snprintf(d->source, sizeof(d->source), "%s", dir);
-    rc = s_cifar_load(dir, s_c10_train, 5, rec, 3073, 0, 10, "train", &all,
+    rc = s_cifar_load(o, dir, s_c10_train, 5, rec, 3073, 0, 10, "train", &all,
                       err, errlen);
     if (rc == 0)
-        rc = s_cifar_load(dir, s_c10_test, 1, rec, 3073, 0, 10, "test",
+        rc = s_cifar_load(o, dir, s_c10_test, 1, rec, 3073, 0, 10, "test",
                           valid ? &d->test : &d->valid, err, errlen);
     if (rc == 0 && valid)
         rc = s_split_halves(&all, o, 10, "train", "valid", "train", "valid",
@@ -666,10 +677,10 @@ static int s_load_cifar100(data_set_t *d, const data_options_t *o,
     if (rc)
         return rc;
     snprintf(d->source, sizeof(d->source), "%s", dir);
-    rc = s_cifar_load(dir, s_c100_train, 1, rec, 3074, 1, 100, "train",
+    rc = s_cifar_load(o, dir, s_c100_train, 1, rec, 3074, 1, 100, "train",
                       &d->train, err, errlen);
     if (rc == 0)
-        rc = s_cifar_load(dir, s_c100_test, 1, rec, 3074, 1, 100, "test",
+        rc = s_cifar_load(o, dir, s_c100_test, 1, rec, 3074, 1, 100, "test",
                           &test, err, errlen);
     if (rc == 0)
         rc = s_split_halves(&test, o, 100, "xvalid", "xtest", "x-valid",
@@ -696,10 +707,10 @@ static int s_load_imagenet16(data_set_t *d, const data_options_t *o,
     if (rc)
         return rc;
     snprintf(d->source, sizeof(d->source), "%s", tdir);
-    rc = s_in16_load_files(tdir, train, 10, "train", &d->train, err,
+    rc = s_in16_load_files(o, tdir, train, 10, "train", &d->train, err,
                            errlen);
     if (rc == 0)
-        rc = s_in16_load_files(vdir, val, 1, "val", &all, err, errlen);
+        rc = s_in16_load_files(o, vdir, val, 1, "val", &all, err, errlen);
     if (rc == 0)
         rc = s_split_halves(&all, o, 120, "xvalid", "xtest", "x-valid",
                             "x-test", &d->valid, &d->test, err, errlen);

@@ -63,6 +63,10 @@ typedef struct data_options {
                                */
     const char *split_file;   /* optional NAS-Bench-201 index list */
     uint64_t split_seed;      /* seeds the split when no list is given */
+    /* Optional: called after each file is read, so that a caller can
+     * show signs of life while a large data set loads. */
+    void (*on_file)(void *ctx, const char *path);
+    void *on_file_ctx;
 } data_options_t;
 
 /* The seed of the default splits: fixed, so that every training seed of

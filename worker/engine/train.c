@@ -198,12 +198,22 @@ static void s_free_split(trainer_t *t, dev_split_t *d)
     memset(d, 0, sizeof(*d));
 }
 
+/* A data file read: a sign of life before the first step. */
+static void s_data_file(void *ctx, const char *path)
+{
+    trainer_t *t = ctx;
+
+    (void)path;
+    if (t->hooks && t->hooks->on_beat)
+        t->hooks->on_beat(t->hooks->ctx);
+}
+
 /* Load the data set, keep its facts, upload it, drop the host copy. */
 static int s_data(trainer_t *t)
 {
     const train_config_t *c = t->cfg;
     data_options_t o = {c->dataset, c->data_dir, c->split_file,
-                        DATA_SPLIT_SEED};
+                        DATA_SPLIT_SEED, s_data_file, t};
     data_set_t *d;
     int rc;
 
