@@ -215,6 +215,16 @@ def conv_cases():
         conv_case("conv stride 2 width 33", 2, 3, 3, 33, 2, 3, s=2,
                   pad=0, crop=False),
         conv_case("conv pad 0", 2, 3, 6, 7, 4, 3, pad=0, crop=False),
+        # Stride-1 "same" convolutions (the in-place AVX-512 kernels,
+        # the padded-grid ones elsewhere): planes that end inside a
+        # vector, are narrower than one, or hold several register tiles;
+        # taps that fall off most of the plane; channel counts that leave
+        # single-channel rows; accumulating dx.
+        conv_case("conv same tail acc", 2, 5, 7, 9, 9, 3, acc=True),
+        conv_case("conv same tiny plane", 3, 4, 2, 3, 5, 3, acc=True),
+        conv_case("conv same 7x7 on 5x5", 2, 3, 5, 5, 6, 7),
+        conv_case("conv same many tiles", 3, 6, 16, 13, 9, 3, d=2),
+        conv_case("conv same 8x8 groups", 4, 8, 8, 8, 8, 3, g=2, acc=True),
     ]
 
 
