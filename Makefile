@@ -96,6 +96,10 @@ endif
 CLI_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard cli/*.c))
 # Pages compiled into nader as C strings: cli/NAME_page.html -> NAME_page.h
 PAGES := $(patsubst cli/%.html,$(BUILD)/gen/%.h,$(wildcard cli/*_page.html))
+EMBEDS := $(BUILD)/gen/quickstart_yaml.h $(BUILD)/gen/quickstart_base.h
+# A text file ($<) as the lines of one C string literal ($@).
+EMBED_TEXT = sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/^/"/' -e 's/$$/\\n"/' \
+  $< >$@.tmp && mv $@.tmp $@
 BINS := $(BUILD)/nader
 ifneq ($(wildcard coordinator/main.c),)
 BINS += $(BUILD)/nader-coordinator
@@ -128,9 +132,17 @@ $(BUILD)/gen/prompts.c: $(PROMPT_TXT) prompts/embed.sh
 
 $(BUILD)/gen/%_page.h: cli/%_page.html
 	@mkdir -p $(dir $@)
-	sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/^/"/' -e 's/$$/\\n"/' \
-	  $< >$@.tmp && mv $@.tmp $@
-$(CLI_OBJ): $(PAGES)
+	$(EMBED_TEXT)
+$(CLI_OBJ): $(PAGES) $(EMBEDS)
+
+# The built-in experiment of a bare `nader run`: the quickstart and its
+# base design, compiled in as C strings.
+$(BUILD)/gen/quickstart_yaml.h: examples/quickstart.yaml
+	@mkdir -p $(dir $@)
+	$(EMBED_TEXT)
+$(BUILD)/gen/quickstart_base.h: examples/blocks/resnet_basic.txt
+	@mkdir -p $(dir $@)
+	$(EMBED_TEXT)
 
 $(BUILD)/obj/gen/%.o: $(BUILD)/gen/%.c
 	@mkdir -p $(dir $@)

@@ -1,5 +1,10 @@
 /*
- * cmd_run.c - `nader run EXPERIMENT.yaml`: the main job on one machine.
+ * cmd_run.c - `nader run [EXPERIMENT.yaml]`: the main job on one machine.
+ *
+ * Without an experiment file it runs the built-in one: the quickstart
+ * (examples/quickstart.yaml and its base design, compiled in), written
+ * out under ./nader-quickstart so that it can be read, edited and run
+ * again by name.
  *
  * One process holds the coordinator (its poll loop on a thread of its
  * own) and the search (on another); local workers are child processes
@@ -48,15 +53,29 @@ static void s_on_signal(int sig)
     atomic_fetch_add(&s_signals, 1);
 }
 
+/* The built-in experiment and its base design (see the Makefile). */
+static const char s_builtin_yaml[] =
+#include "quickstart_yaml.h"
+    ;
+static const char s_builtin_base[] =
+#include "quickstart_base.h"
+    ;
+#define BUILTIN_DIR "nader-quickstart"
+#define BUILTIN_YAML BUILTIN_DIR "/experiment/quickstart.yaml"
+#define BUILTIN_BASE BUILTIN_DIR "/experiment/blocks/resnet_basic.txt"
+
 static void s_usage(FILE *f)
 {
-    fprintf(f, "usage: nader run EXPERIMENT.yaml [--set KEY=VALUE]... [--quiet]"
-               "\n\n"
+    fprintf(f, "usage: nader run [EXPERIMENT.yaml] [--set KEY=VALUE]... "
+               "[--quiet]\n\n"
                "Run a search on this machine: a coordinator, local workers "
                "(one per GPU,\nor one on the CPU) and the agents, with a live "
                "table; the results folder\nis written to run.results/NAME "
                "(docs/experiments.md).  Run it again to\nresume a search that "
                "was stopped.\n\n"
+               "Without EXPERIMENT.yaml it runs the built-in quickstart (a "
+               "small search on\nthe CPU, no LLM endpoint, generated data), "
+               "written out first as\n" BUILTIN_YAML " in this folder.\n\n"
                "  --set KEY=VALUE   override a key of the experiment file\n"
                "  --llm-replay FILE answer every LLM call from an exchange log"
                "\n                    (llm.jsonl of a results folder): re-run "
@@ -360,12 +379,67 @@ static void s_doc(void)
     }
 }
 
+/*
+ * Write text to path unless a file is there already (a rerun resumes,
+ * and the user may have edited it).  Returns 0, or -1 with err set.
+ */
+static int s_write_new(const char *path, const char *text, char *err,
+                       size_t errlen)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0644);
+    size_t n = strlen(text), at = 0;
+
+    if (fd < 0 && errno == EEXIST)
+        return 0;
+    if (fd < 0) {
+        snprintf(err, errlen, "cannot create %s: %s", path, strerror(errno));
+        return -1;
+    }
+    while (at < n) {
+        ssize_t w = write(fd, text + at, n - at);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0) {
+            snprintf(err, errlen, "cannot write %s: %s", path,
+                     strerror(errno));
+            close(fd);
+            unlink(path);
+            return -1;
+        }
+        at += (size_t)w;
+    }
+    if (close(fd) != 0) {
+        snprintf(err, errlen, "cannot write %s: %s", path, strerror(errno));
+        unlink(path);
+        return -1;
+    }
+    return 0;
+}
+
+/* Write the built-in experiment out (once) and name its file. */
+static const char *s_builtin(char *err, size_t errlen)
+{
+    if (fs_mkdirs(BUILTIN_DIR "/experiment/blocks", 0755) != 0) {
+        snprintf(err, errlen, "cannot make %s/experiment/blocks: %s",
+                 BUILTIN_DIR, strerror(errno));
+        return NULL;
+    }
+    if (s_write_new(BUILTIN_BASE, s_builtin_base, err, errlen) != 0 ||
+        s_write_new(BUILTIN_YAML, s_builtin_yaml, err, errlen) != 0)
+        return NULL;
+    printf("nader run: no experiment file given: the built-in quickstart, "
+           "%s\n", BUILTIN_YAML);
+    return BUILTIN_YAML;
+}
+
 /* Parse arguments into r->cfg.  Returns 0, or an exit code. */
 static int s_args(int argc, char **argv, s_run_t *r, bool *quiet, int *level)
 {
     const char *path = NULL;
     char err[1024];
 
+    /* Options first, then the file (given or built in), then the
+     * overrides in their order on the command line. */
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             s_usage(stdout);
@@ -381,29 +455,40 @@ static int s_args(int argc, char **argv, s_run_t *r, bool *quiet, int *level)
                 fprintf(stderr, "nader run: unknown log level %s\n", argv[i]);
                 return 2;
             }
-        } else if (strcmp(argv[i], "--llm-replay") == 0 && i + 1 < argc) {
-            if (!path) {
-                fprintf(stderr, "nader run: give the experiment file "
-                                "before --llm-replay\n");
-                return 2;
-            }
-            if (config_set(&r->cfg, "llm.replay", argv[++i], err, sizeof err) <
-                0) {
+        } else if ((strcmp(argv[i], "--llm-replay") == 0 ||
+                    strcmp(argv[i], "--set") == 0) &&
+                   i + 1 < argc) {
+            i++;
+        } else if (argv[i][0] == '-' || path) {
+            fprintf(stderr, "nader run: unexpected argument '%s'\n", argv[i]);
+            s_usage(stderr);
+            return 2;
+        } else {
+            path = argv[i];
+        }
+    }
+    if (!path && !(path = s_builtin(err, sizeof err))) {
+        fprintf(stderr, "nader run: the built-in experiment: %s\n", err);
+        return 1;
+    }
+    if (config_load_file(&r->cfg, path, err, sizeof err) < 0) {
+        fprintf(stderr, "nader run: %s\n", err);
+        return 2;
+    }
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--log-level") == 0) {
+            i++;
+        } else if (strcmp(argv[i], "--llm-replay") == 0) {
+            if (config_set(&r->cfg, "llm.replay", argv[++i], err,
+                           sizeof err) < 0) {
                 fprintf(stderr, "nader run: --llm-replay: %s\n", err);
                 return 2;
             }
-        } else if (strcmp(argv[i], "--set") == 0 && i + 1 < argc) {
+        } else if (strcmp(argv[i], "--set") == 0) {
             char *kv = argv[++i], *eq = strchr(kv, '=');
-            if (!path) {
-                fprintf(stderr, "nader run: give the experiment file before "
-                                "--set\n");
-                return 2;
-            }
             if (!eq) {
                 fprintf(stderr,
-                        "nader run: --set needs KEY=VALUE, not "
-                        "'%s'\n",
-                        kv);
+                        "nader run: --set needs KEY=VALUE, not '%s'\n", kv);
                 return 2;
             }
             *eq = '\0';
@@ -413,21 +498,7 @@ static int s_args(int argc, char **argv, s_run_t *r, bool *quiet, int *level)
                 fprintf(stderr, "nader run: --set: %s\n", err);
                 return 2;
             }
-        } else if (argv[i][0] == '-' || path) {
-            fprintf(stderr, "nader run: unexpected argument '%s'\n", argv[i]);
-            s_usage(stderr);
-            return 2;
-        } else {
-            path = argv[i];
-            if (config_load_file(&r->cfg, path, err, sizeof err) < 0) {
-                fprintf(stderr, "nader run: %s\n", err);
-                return 2;
-            }
         }
-    }
-    if (!path) {
-        s_usage(stderr);
-        return 2;
     }
     if (!r->cfg.search_base[0]) {
         fprintf(stderr,
