@@ -33,7 +33,7 @@ const cli_command_t cli_commands[] = {
     {"report", cmd_report, "write an HTML page about a search"},
     {"health", cmd_health, "check that a coordinator (and a worker) is "
                            "up"},
-    {"run", cmd_run, "run a search on this machine (EXPERIMENT.yaml)"},
+    {"run", cmd_run, "run a search on this machine ([EXPERIMENT.yaml])"},
     {"tree", cmd_tree, "print a search's tree of designs"},
     {"read", cmd_read, "turn papers into inspirations; import lists"},
     {NULL, NULL, NULL},
