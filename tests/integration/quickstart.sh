@@ -7,7 +7,7 @@
 # experiment file.  About 40 s on 2 cores.
 set -u
 cd "$(dirname "$0")/../.."
-NADER=$PWD/${NADER_BIN:-build}/nader
+NADER=${NADER_BIN:-$PWD/build}/nader
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 fail() {

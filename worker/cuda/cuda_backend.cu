@@ -656,6 +656,12 @@ static int s_open(backend_t *be, int ordinal, const backend_options_t *opt)
         return cuda_failf(be, NULL, -ENOTSUP,
                           "compute capability %d.%d is too old (this build needs 7.5 or newer)",
                           prop.major, prop.minor);
+    /* bf16 tensor-core convolutions and GEMMs start with Ampere */
+    if (im->precision == BACKEND_BF16 && prop.major < 8)
+        return cuda_failf(be, NULL, -ENOTSUP,
+                          "--precision bf16 needs compute capability 8.0 or newer (this "
+                          "device has %d.%d); use fp32",
+                          prop.major, prop.minor);
     CU_TRY(cudaStreamCreateWithFlags(&im->stream, cudaStreamNonBlocking));
     CU_TRY(cudaEventCreateWithFlags(&im->replay_done, cudaEventDisableTiming));
     DNN_TRY(cudnnCreate(&im->cudnn));
