@@ -222,7 +222,8 @@ static void test_cifar10_valid_split_is_stratified(void **state)
     static const int counts[6] = {40, 40, 40, 40, 40, 10};
     const char *dir = s_dir("c10v");
     data_set_t *d = NULL, *d2 = NULL, *d3 = NULL;
-    data_options_t o = {.dataset = "cifar10-valid", .dir = dir, .split_seed = 5};
+    data_options_t o = {.dataset = "cifar10-valid", .dir = dir,
+                        .split_seed = 5};
     char err[512] = "";
     int per_class[2][10] = {{0}};
     char seen[6][200] = {{0}};
