@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "fsutil.h"
 #include "log.h"
 #include "search.h"
 
@@ -33,7 +34,7 @@ static void *s_search_main(void *arg)
     char err[512];
 
     search_run(d->search);
-    if (mkdir(d->results, 0755) != 0 && errno != EEXIST)
+    if (fs_mkdirs(d->results, 0755) != 0)
         log_warn("results folder %s: %s", d->results, strerror(errno));
     else if (search_export(d->search, d->results, err, sizeof err) != 0)
         log_warn("results folder: %s", err);

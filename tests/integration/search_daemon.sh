@@ -3,7 +3,7 @@
 # configuration: a head node with a worker that joins from outside.
 # SIGTERM in the middle stops the search first and the daemon after it,
 # promptly; started again, the daemon resumes the search, finishes it
-# and writes its results folder.  About 25 s.
+# and writes its results folder (making its missing parents).  About 25 s.
 source "$(dirname "$0")/runtime.bash"
 
 RT_STATE=$RT_DIR/state
@@ -14,7 +14,7 @@ rt_config "$CFG" "$PW" "$PS" \
     "search: {name: daemon, base: $(rt_design), iterations: 3, width: 1}" \
     "train: {screen_epochs: 1, full_fraction: 0, final_seeds: \"\"," \
     "        budget: 20000, cells_per_stage: 1, batch: 64}" \
-    "run: {results: $RT_DIR/results}" \
+    "run: {results: $RT_DIR/out/results}" \
     "data: {dir: $RT_DIR/data, generate: synthetic, train_images: 600," \
     "       test_images: 200}"
 
@@ -22,6 +22,7 @@ rt_config "$CFG" "$PW" "$PS" \
 # iterations) under another name and state folder.
 "$BIN/nader" run "$CFG" --quiet --set search.iterations=0 \
     --set search.name=warm --set state_dir="$RT_DIR/warm" \
+    --set run.results="$RT_DIR/warm-results" \
     >"$RT_DIR/warm.log" 2>&1 || fail "making the data set"
 
 rt_coordinator head "$CFG"
@@ -48,7 +49,7 @@ grep -q "interrupted at iteration" "$RT_DIR/head.log" ||
 
 # Again: it resumes and finishes.
 rt_coordinator head2 "$CFG"
-S=$RT_DIR/results/daemon/summary.json
+S=$RT_DIR/out/results/daemon/summary.json
 for i in $(seq 1 600); do
     [[ -f $S ]] && grep -q '"phase": "done"' "$S" && break
     sleep 0.1
