@@ -16,6 +16,7 @@
 #include "config.h"
 #include "coordinator.h"
 #include "log.h"
+#include "search.h"
 #include "search_daemon.h"
 
 static coord_t *s_coord;
@@ -86,6 +87,20 @@ static void s_doc(void)
         printf("### `%s`\n\n%s\n\n", k[i].name, k[i].doc);
 }
 
+/* Build (and drop) the search cfg describes, without a coordinator. */
+static int s_check_search(const config_t *cfg, char *err, size_t errlen)
+{
+    search_config_t sc;
+    search_t *s = NULL;
+
+    if (search_config_from(cfg, &sc, err, errlen) != 0)
+        return -1;
+    int rc = search_new(&sc, NULL, &s, err, errlen);
+    search_config_free(&sc);
+    search_destroy(&s);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     config_t cfg;
@@ -146,6 +161,15 @@ int main(int argc, char **argv)
         }
     }
     if (check) {
+        /* a search the file names must also be able to start: its base
+         * design readable and valid, its prompts, LLM settings and any
+         * replay log usable */
+        if (cfg.search_base[0] && s_check_search(&cfg, err, sizeof err)) {
+            fprintf(stderr, "nader-coordinator: %s: %s\n",
+                    path ? path : "defaults", err);
+            config_free(&cfg);
+            return 2;
+        }
         printf("%s: configuration is valid\n", path ? path : "defaults");
         config_free(&cfg);
         return 0;

@@ -249,8 +249,12 @@ int search_new(const search_config_t *cfg, coord_t *c, search_t **out,
     s->net.width = cfg->force_width;
 
     s->base_text = text_file_read(cfg->base, 1 << 20, &len, err, errlen);
-    if (!s->base_text)
+    if (!s->base_text) {
+        char why[512];
+        snprintf(why, sizeof why, "%s", err);
+        snprintf(err, errlen, "search.base: %s", why);
         goto fail;
+    }
     if (graph_design_parse(s->base_text, len, cfg->base, &base, &errs) != 0 ||
         net_check(base, &s->net, NULL, &errs) != 0) {
         snprintf(err, errlen, "search.base: %s is not a valid design: %s",

@@ -27,6 +27,22 @@ for f in examples/quickstart.yaml examples/cifar10.yaml; do
         fail "$f does not validate"
 done
 
+# --check also checks the search the file names: a missing or invalid
+# base design is an error naming search.base.
+cp deploy/config/search.yaml "$T/search.yaml"
+"$BIN/nader-coordinator" --check --config "$T/search.yaml" >"$T/out" 2>&1 &&
+    fail "--check passed a search whose base design is missing"
+grep -q "search.base: $T/resnet_basic.txt: No such file" "$T/out" ||
+    fail "missing base message: $(cat "$T/out")"
+printf '##cell##\n0:input\n1:output\n2:ReLU\n0->2\n' >"$T/resnet_basic.txt"
+"$BIN/nader-coordinator" --check --config "$T/search.yaml" >"$T/out" 2>&1 &&
+    fail "--check passed an invalid base design"
+grep -q "is not a valid design" "$T/out" ||
+    fail "invalid base message: $(cat "$T/out")"
+cp examples/blocks/resnet_basic.txt "$T/resnet_basic.txt"
+"$BIN/nader-coordinator" --check --config "$T/search.yaml" >"$T/out" 2>&1 ||
+    fail "--check refused a valid search: $(cat "$T/out")"
+
 # docs/experiments.md's tables come from the configuration table.
 sed -n '/<!-- BEGIN nader run --doc -->/,/<!-- END nader run --doc -->/p' \
     docs/experiments.md | sed '1d;$d' >"$T/doc"

@@ -235,9 +235,13 @@ class Deploy(unittest.TestCase):
                     self.assertIn("apiVersion", d, p)
                     self.assertIn("kind", d, p)
                     self.assertIn("name", d["metadata"], p)
+        # search.yaml's base design is put beside it where it is deployed
+        # (Compose, the ConfigMap); here it is named as the guide does.
+        base = os.path.join(ROOT, "examples", "blocks", "resnet_basic.txt")
         for p in glob.glob(os.path.join(DEPLOY, "config", "*.yaml")):
             rc, text = out([os.path.join(BIN, "nader-coordinator"),
-                            "--check", "--config", p])
+                            "--check", "--config", p,
+                            "--set", "search.base=" + base])
             self.assertEqual(rc, 0, text)
         # deploy/blocks/ holds copies of example blocks, for kustomize,
         # which reads nothing outside deploy/.
