@@ -1,13 +1,15 @@
 /*
- * cmd_graph.c - `nader graph check|show|hash`: the block-graph library
- * on the command line, for people and for scripts.
+ * cmd_graph.c - `nader graph check|show|hash|format`: the block-graph
+ * library on the command line, for people and for scripts.
  *
  * check parses a design file, checks it completely at the width chosen
  * for the parameter budget (or at --width), and prints every error, one
  * per line, exactly as the language model sees them; --json prints one
  * object instead.  show prints a design back (text, Graphviz dot or
- * JSON) and hash prints its identity.  Exit codes follow commands.h: 0
- * valid, 1 invalid, 2 bad usage or an unreadable file.
+ * JSON) and hash prints its identity.  format prints the definition of
+ * the format that the agents' prompts carry, made from the engine's
+ * table of operations.  Exit codes follow commands.h: 0 valid, 1
+ * invalid, 2 bad usage or an unreadable file.
  */
 #include <errno.h>
 #include <jansson.h>
@@ -17,6 +19,7 @@
 
 #include "commands.h"
 #include "net.h"
+#include "prompt.h"
 
 #define FILE_MAX (4 << 20)
 
@@ -72,10 +75,13 @@ static void s_usage_hash(FILE *out)
 
 static void s_usage(FILE *out)
 {
-    fprintf(out, "usage: nader graph check|show|hash FILE [OPTIONS]\n\n"
+    fprintf(out, "usage: nader graph check|show|hash FILE [OPTIONS]\n"
+                 "       nader graph format [--skeleton nb201|darts]\n\n"
                  "  check   validate a design and choose its width\n"
                  "  show    print a design (text, dot or json)\n"
-                 "  hash    print a design's identity\n\n"
+                 "  hash    print a design's identity\n"
+                 "  format  print the block format and its operations, as "
+                 "the agents\n          are told them\n\n"
                  "nader graph COMMAND --help for each.\n");
 }
 
@@ -536,6 +542,45 @@ static int s_hash(int argc, char **argv)
     return rc;
 }
 
+/* `nader graph format`: the prompts' definition of the format. */
+static int s_format(int argc, char **argv)
+{
+    bool two_input = false;
+    char err[256];
+
+    for (int i = 2; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            printf("usage: nader graph format [--skeleton nb201|darts]\n\n"
+                   "Print how blocks are written and every operation with "
+                   "its arguments,\nmade from the engine's table of "
+                   "operations: the text the agents'\nprompts carry. darts "
+                   "describes two-input cells.\n");
+            return 0;
+        }
+        if (strcmp(argv[i], "--skeleton") == 0 && i + 1 < argc &&
+            (strcmp(argv[i + 1], "nb201") == 0 ||
+             strcmp(argv[i + 1], "darts") == 0)) {
+            two_input = strcmp(argv[++i], "darts") == 0;
+            continue;
+        }
+        fprintf(stderr, "nader graph format: unexpected argument '%s' "
+                        "(--skeleton nb201|darts)\n", argv[i]);
+        return 2;
+    }
+    prompts_t *p = prompts_new(NULL, err, sizeof err);
+    char *text = p ? prompts_format(p, two_input) : NULL;
+    if (!text) {
+        fprintf(stderr, "nader graph format: %s\n",
+                p ? "out of memory" : err);
+        prompts_destroy(&p);
+        return 1;
+    }
+    fputs(text, stdout);
+    free(text);
+    prompts_destroy(&p);
+    return 0;
+}
+
 int cmd_graph(int argc, char **argv)
 {
     if (argc < 2 || strcmp(argv[1], "--help") == 0 ||
@@ -549,7 +594,9 @@ int cmd_graph(int argc, char **argv)
         return s_show(argc, argv);
     if (strcmp(argv[1], "hash") == 0)
         return s_hash(argc, argv);
+    if (strcmp(argv[1], "format") == 0)
+        return s_format(argc, argv);
     fprintf(stderr, "nader graph: unknown command '%s' (check, show, "
-                    "hash)\n", argv[1]);
+                    "hash, format)\n", argv[1]);
     return 2;
 }

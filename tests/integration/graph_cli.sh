@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# graph_cli.sh - `nader graph check|show|hash` as a user and a script see
-# them: exit codes, the error lines, --json, standard input, stem scales,
-# and that a shown design reads back to the same hash.  About a second.
+# graph_cli.sh - `nader graph check|show|hash|format` as a user and a
+# script see them: exit codes, the error lines, --json, standard input,
+# stem scales, that a shown design reads back to the same hash, and that
+# the format in docs/graph-format.md is what `format` prints.  About a
+# second.
 set -u
 cd "$(dirname "$0")/../.."
 NADER=${NADER_BIN:-build}/nader
@@ -35,7 +37,29 @@ expect_out "graph"
 expect_rc 0 "$NADER" graph --help
 expect_rc 2 "$NADER" graph
 expect_rc 2 "$NADER" graph frobnicate x
-for c in check show hash; do
+# format: every operation of the engine's table, once; the two-input
+# wording for darts; the copy in the docs is current.
+expect_rc 0 "$NADER" graph format
+for op in Conv2d Linear AvgPool2d MaxPool2d AdaptiveAvgPool2d \
+    AdaptiveMaxPool2d Add Mul multiply concat mean max sum softmax ReLU \
+    GELU Sigmoid BN LN permute repeat reshape DropPath; do
+    n=$(grep -c "^- $op[(:]" "$tmp/out")
+    if [[ $n -ne 1 ]]; then
+        echo "FAIL: nader graph format lists $op $n times"
+        fails=$((fails + 1))
+    fi
+done
+expect_rc 0 "$NADER" graph format --skeleton darts
+expect_out 'A cell has the nodes `input1` and `input2`'
+expect_rc 2 "$NADER" graph format --skeleton resnet
+sed -n '/<!-- BEGIN nader graph format -->/,/<!-- END nader graph format -->/p' \
+    docs/graph-format.md | sed '1d;$d' >"$tmp/doc"
+"$NADER" graph format >"$tmp/gen"
+if ! diff -q "$tmp/doc" "$tmp/gen" >/dev/null; then
+    echo "FAIL: docs/graph-format.md is stale: paste nader graph format"
+    fails=$((fails + 1))
+fi
+for c in check show hash format; do
     expect_rc 0 "$NADER" graph $c --help
     expect_out "usage: nader graph $c"
 done
