@@ -60,8 +60,8 @@ static const char s_builtin_yaml[] =
 static const char s_builtin_base[] =
 #include "quickstart_base.h"
     ;
-#define BUILTIN_DIR "nader-quickstart"
-#define BUILTIN_YAML BUILTIN_DIR "/experiment/quickstart.yaml"
+#define BUILTIN_DIR NADER_QUICKSTART_DIR
+#define BUILTIN_YAML NADER_QUICKSTART_YAML
 #define BUILTIN_BASE BUILTIN_DIR "/experiment/blocks/resnet_basic.txt"
 
 static void s_usage(FILE *f)

@@ -1,6 +1,7 @@
 /*
- * cmd_tree.c - `nader tree EXPERIMENT.yaml`: the modification tree of a
- * search, read from its store (also while the search runs).
+ * cmd_tree.c - `nader tree [EXPERIMENT.yaml]`: the modification tree of a
+ * search, read from its store (also while the search runs); without a
+ * file, that of the built-in quickstart a bare `nader run` wrote here.
  *
  *   d0 91.20%  (base design)
  *     d1 92.05% +0.85  [12] Add a squeeze-and-excitation gate ...
@@ -12,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "commands.h"
 #include "config.h"
@@ -20,8 +22,12 @@
 
 static void s_usage(FILE *f)
 {
-    fprintf(f, "usage: nader tree EXPERIMENT.yaml [--designs] [--json] "
+    fprintf(f, "usage: nader tree [EXPERIMENT.yaml] [--designs] [--json] "
                "[--leaderboard] [--set KEY=VALUE]...\n\n"
+               "Print the tree of designs of the experiment's search from "
+               "its store (read\nonly; also while it runs).  Without "
+               "EXPERIMENT.yaml: the built-in quickstart\nof a bare `nader "
+               "run` in this folder, " NADER_QUICKSTART_YAML ".\n\n"
                "  --designs      print each design's blocks under its line\n"
                "  --json         the tree as JSON\n"
                "  --leaderboard  the designs ranked instead\n");
@@ -41,6 +47,7 @@ int cmd_tree(int argc, char **argv)
 
     if (config_defaults(&cfg) < 0)
         return 1;
+    /* Options and the file first, then the overrides in order. */
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             s_usage(stdout);
@@ -52,29 +59,36 @@ int cmd_tree(int argc, char **argv)
             json = true;
         } else if (strcmp(argv[i], "--leaderboard") == 0) {
             board = true;
-        } else if (strcmp(argv[i], "--set") == 0 && i + 1 < argc && path) {
-            char *kv = argv[++i], *eq = strchr(kv, '=');
-            if (!eq)
-                goto usage;
-            *eq = '\0';
-            int r = config_set(&cfg, kv, eq + 1, err, sizeof err);
-            *eq = '=';
-            if (r < 0) {
-                fprintf(stderr, "nader tree: --set: %s\n", err);
-                goto out;
-            }
+        } else if (strcmp(argv[i], "--set") == 0 && i + 1 < argc) {
+            i++;
         } else if (!path && argv[i][0] != '-') {
             path = argv[i];
-            if (config_load_file(&cfg, path, err, sizeof err) < 0) {
-                fprintf(stderr, "nader tree: %s\n", err);
-                goto out;
-            }
         } else {
             goto usage;
         }
     }
+    if (!path && access(NADER_QUICKSTART_YAML, F_OK) == 0)
+        path = NADER_QUICKSTART_YAML;
     if (!path)
         goto usage;
+    if (config_load_file(&cfg, path, err, sizeof err) < 0) {
+        fprintf(stderr, "nader tree: %s\n", err);
+        goto out;
+    }
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--set") != 0)
+            continue;
+        char *kv = argv[++i], *eq = strchr(kv, '=');
+        if (!eq)
+            goto usage;
+        *eq = '\0';
+        int r = config_set(&cfg, kv, eq + 1, err, sizeof err);
+        *eq = '=';
+        if (r < 0) {
+            fprintf(stderr, "nader tree: --set: %s\n", err);
+            goto out;
+        }
+    }
     if (search_config_from(&cfg, &scfg, err, sizeof err) != 0) {
         fprintf(stderr, "nader tree: %s\n", err);
         goto out;

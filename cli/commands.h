@@ -10,6 +10,11 @@
 #ifndef NADER_COMMANDS_H
 #define NADER_COMMANDS_H
 
+/* Where a bare `nader run` writes its built-in experiment (cmd_run.c);
+ * `nader tree` without a file reads it from there. */
+#define NADER_QUICKSTART_DIR "nader-quickstart"
+#define NADER_QUICKSTART_YAML NADER_QUICKSTART_DIR "/experiment/quickstart.yaml"
+
 typedef int (*cli_command_fn)(int argc, char **argv);
 
 typedef struct cli_command {

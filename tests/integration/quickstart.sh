@@ -3,8 +3,8 @@
 # folder writes out the built-in experiment, runs the whole quickstart
 # search (CPU worker, offline designer, generated data) and prints its
 # leaderboard; run again, it shows the finished search without training
-# anything and keeps a file the user edited; and --set works without an
-# experiment file.  About 40 s on 2 cores.
+# anything and keeps a file the user edited; `nader tree` without a file
+# shows its tree; and --set works without an experiment file.  About 40 s on 2 cores.
 set -u
 cd "$(dirname "$0")/../.."
 NADER=${NADER_BIN:-$PWD/build}/nader
@@ -40,6 +40,10 @@ designs=$(wc -l <$Q/results/quickstart/designs.jsonl)
 [[ $designs -eq 7 ]] || fail "7 designs expected (base + 3 x 2), got $designs"
 best=$(sed -n 's/^ *1  \(d[0-9]*\) .*/\1/p' out)
 [[ -n $best ]] || fail "no first place on the leaderboard"
+# nader tree without a file shows the built-in search's tree
+"$NADER" tree >out 2>&1 || fail "nader tree exited $?"
+grep -q "^d0 .*(base design)" out || fail "nader tree: no base design line"
+[[ $(grep -c "^ *d[0-9]" out) -eq 7 ]] || fail "nader tree: not 7 designs"
 
 # Again: the finished search is shown, nothing is trained, and an edit to
 # the written experiment is kept.
