@@ -484,20 +484,10 @@ static int s_args(int argc, char **argv, s_run_t *r, bool *quiet, int *level)
                 fprintf(stderr, "nader run: --llm-replay: %s\n", err);
                 return 2;
             }
-        } else if (strcmp(argv[i], "--set") == 0) {
-            char *kv = argv[++i], *eq = strchr(kv, '=');
-            if (!eq) {
-                fprintf(stderr,
-                        "nader run: --set needs KEY=VALUE, not '%s'\n", kv);
-                return 2;
-            }
-            *eq = '\0';
-            int rc = config_set(&r->cfg, kv, eq + 1, err, sizeof err);
-            *eq = '=';
-            if (rc < 0) {
-                fprintf(stderr, "nader run: --set: %s\n", err);
-                return 2;
-            }
+        } else if (strcmp(argv[i], "--set") == 0 &&
+                   config_set_pair(&r->cfg, argv[++i], err, sizeof err) < 0) {
+            fprintf(stderr, "nader run: --set: %s\n", err);
+            return 2;
         }
     }
     if (!r->cfg.search_base[0]) {

@@ -76,15 +76,8 @@ int cmd_tree(int argc, char **argv)
         goto out;
     }
     for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--set") != 0)
-            continue;
-        char *kv = argv[++i], *eq = strchr(kv, '=');
-        if (!eq)
-            goto usage;
-        *eq = '\0';
-        int r = config_set(&cfg, kv, eq + 1, err, sizeof err);
-        *eq = '=';
-        if (r < 0) {
+        if (strcmp(argv[i], "--set") == 0 &&
+            config_set_pair(&cfg, argv[++i], err, sizeof err) < 0) {
             fprintf(stderr, "nader tree: --set: %s\n", err);
             goto out;
         }

@@ -769,6 +769,20 @@ static void s_value_store(config_t *c, const config_key_t *k, s_value_t *v)
     }
 }
 
+int config_set_pair(config_t *c, const char *pair, char *err, size_t errlen)
+{
+    const char *eq = strchr(pair, '=');
+    char key[128];
+
+    if (!eq || eq == pair || (size_t)(eq - pair) >= sizeof key) {
+        snprintf(err, errlen, "'%s' is not KEY=VALUE", pair);
+        return -1;
+    }
+    memcpy(key, pair, (size_t)(eq - pair));
+    key[eq - pair] = '\0';
+    return config_set(c, key, eq + 1, err, errlen);
+}
+
 int config_set(config_t *c, const char *key, const char *value, char *err,
                size_t errlen)
 {

@@ -183,6 +183,13 @@ int config_load_string(config_t *c, const char *text, size_t len,
 int config_set(config_t *c, const char *key, const char *value, char *err,
                size_t errlen);
 
+/*
+ * config_set() for one "KEY=VALUE" argument (the --set of the daemons and
+ * of nader run and tree).  Returns 0, or -1 with a message in err (not of
+ * the form, or config_set's reason); c is then unchanged.
+ */
+int config_set_pair(config_t *c, const char *pair, char *err, size_t errlen);
+
 /* Write the value of key in c as text into buf.  Returns 0, or -1 when
  * the key is unknown. */
 int config_get(const config_t *c, const char *key, char *buf, size_t len);

@@ -124,15 +124,7 @@ int main(int argc, char **argv)
                 return 2;
             }
         } else if (strcmp(argv[i], "--set") == 0 && i + 1 < argc) {
-            char *kv = argv[++i], *eq = strchr(kv, '=');
-            if (!eq) {
-                fprintf(stderr, "nader-coordinator: --set needs KEY=VALUE, "
-                        "not '%s'\n", kv);
-                config_free(&cfg);
-                return 2;
-            }
-            *eq = 0;
-            if (config_set(&cfg, kv, eq + 1, err, sizeof err) < 0) {
+            if (config_set_pair(&cfg, argv[++i], err, sizeof err) < 0) {
                 fprintf(stderr, "nader-coordinator: --set: %s\n", err);
                 config_free(&cfg);
                 return 2;

@@ -164,6 +164,20 @@ static void test_set_and_parsers(void **state)
                      -1);
     assert_true(config_key_find("jobs.paused")->live);
     assert_false(config_key_find("state_dir")->live);
+    /* KEY=VALUE, as --set gives it: the value may hold '=' too */
+    assert_int_equal(config_set_pair(&c, "jobs.max_running=6", err,
+                                     sizeof err), 0);
+    assert_int_equal(c.jobs_max_running, 6);
+    assert_int_equal(config_set_pair(&c, "log.file=a=b", err, sizeof err),
+                     0);
+    assert_string_equal(c.log_file, "a=b");
+    assert_int_equal(config_set_pair(&c, "jobs.max_running", err,
+                                     sizeof err), -1);
+    assert_string_equal(err, "'jobs.max_running' is not KEY=VALUE");
+    assert_int_equal(config_set_pair(&c, "=3", err, sizeof err), -1);
+    assert_int_equal(config_set_pair(&c, "no.such=1", err, sizeof err), -1);
+    assert_string_equal(err, "unknown configuration key 'no.such'");
+    assert_int_equal(c.jobs_max_running, 6);
     config_free(&c);
 
     assert_int_equal(config_parse_ms("1.5s", &v), 0);

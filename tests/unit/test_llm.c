@@ -48,6 +48,21 @@ static llm_t *s_client(const fixture_server_t *srv,
     return l;
 }
 
+/* A client that answers only from the exchange log at path, which must
+ * hold n exchanges; no endpoint, no embedding model configured. */
+static llm_t *s_replayer(const char *path, int n)
+{
+    llm_config_t c;
+    char err[512];
+
+    llm_config_default(&c);
+    c.replay_only = true;
+    llm_t *l = llm_new(&c, err, sizeof err);
+    assert_non_null(l);
+    assert_int_equal(llm_memo_load_jsonl(l, path, err, sizeof err), n);
+    return l;
+}
+
 static int s_ask(llm_t *l, const char *prompt, char **answer, char *err,
                  size_t errlen)
 {
@@ -341,12 +356,7 @@ static void test_log_and_replay(void **state)
 
     /* Replay only: the same questions get the same answers, in order,
      * the totals match, and the endpoint hears nothing. */
-    llm_config_t c;
-    llm_config_default(&c);
-    c.replay_only = true;
-    l = llm_new(&c, err, sizeof err);
-    assert_non_null(l);
-    assert_int_equal(llm_memo_load_jsonl(l, path, err, sizeof err), 3);
+    l = s_replayer(path, 3);
     /* The log holds no embeddings, so none are offered. */
     assert_false(llm_has_embeddings(l));
     for (int i = 0; i < 3; i++) {
@@ -368,7 +378,11 @@ static void test_log_and_replay(void **state)
 
     /* A broken log names its line. */
     assert_int_equal(fixture_write(path, "{\"kind\":\"chat\"}\nnot json\n"), 0);
+    llm_config_t c;
+    llm_config_default(&c);
+    c.replay_only = true;
     l = llm_new(&c, err, sizeof err);
+    assert_non_null(l);
     assert_int_equal(llm_memo_load_jsonl(l, path, err, sizeof err), -1);
     assert_non_null(strstr(err, ":1:"));
     llm_destroy(&l);
@@ -435,12 +449,7 @@ static void test_embeddings(void **state)
     free(v2);
     llm_destroy(&l);
     fclose(f);
-    llm_config_t c;
-    llm_config_default(&c);
-    c.replay_only = true;
-    l = llm_new(&c, err, sizeof err);
-    assert_non_null(l);
-    assert_int_equal(llm_memo_load_jsonl(l, path, err, sizeof err), 1);
+    l = s_replayer(path, 1);
     assert_true(llm_has_embeddings(l));
     assert_int_equal(
         llm_embed(l, "modifier", 2, texts, 3, &v2, &dim2, err, sizeof err),
