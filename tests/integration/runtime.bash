@@ -45,10 +45,26 @@ fail() {
     exit 1
 }
 
-# A TCP port that is free now.
+# A TCP port that is free now, taken below the kernel's range of
+# ephemeral ports (ip_local_port_range), so that the outgoing connection
+# of some other process cannot take it before the daemon binds it.
 rt_port() {
-    /usr/bin/python3 -c 'import socket
-s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+    /usr/bin/python3 -c 'import random, socket
+lo = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
+hi = min(lo, 32768) if lo > 11000 else 65536
+for _ in range(1000):
+    p = random.randrange(10000, hi)
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", p))
+    except OSError:
+        continue
+    finally:
+        s.close()
+    print(p)
+    break
+else:
+    raise SystemExit("no free port below the ephemeral range")'
 }
 
 # rt_coordinator NAME CONFIG: start (or restart) a coordinator; its pid

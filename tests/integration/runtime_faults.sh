@@ -37,7 +37,9 @@ remaining() {
 }
 while [[ $SECONDS -lt $end && $(remaining) -gt 10 ]]; do
     sleep "0.$((RANDOM % 9 + 1))"
-    if [[ $((RANDOM % 4)) -eq 0 ]]; then
+    # a quarter of the kills hit the coordinator, and never fewer than
+    # one in four, whatever the random draws
+    if [[ $((RANDOM % 4)) -eq 0 || $kills_w -ge $((3 * (kills_c + 1))) ]]; then
         kill -9 "$RT_COORD"
         wait "$RT_COORD" 2>/dev/null
         kills_c=$((kills_c + 1))
