@@ -26,14 +26,12 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "records.h"
 #include "wire.h"
 
 #define MAX_BEST 64
 #define MAX_AGENTS 32
 #define MAX_PENDING 256
-
-static const char *s_states[6] = {"queued", "leased", "running", "done",
-                                  "failed", "cancelled"};
 
 typedef struct s_best {
     char dataset[32];
@@ -68,7 +66,7 @@ struct metrics {
     pthread_mutex_t scrape;
     s_agent_t agents[MAX_AGENTS];
     int n_agents;
-    uint64_t llm_last;        /* last llm record counted */
+    uint64_t llm_last; /* last llm record counted */
     uint64_t scrapes;
     uint64_t designs;
     bool store_ok;
@@ -91,8 +89,7 @@ static void s_best_take(metrics_t *m, const char *dataset, int epochs,
     if (i == m->n_best) {
         if (m->n_best == MAX_BEST)
             return;
-        snprintf(m->best[i].dataset, sizeof m->best[i].dataset, "%s",
-                 dataset);
+        snprintf(m->best[i].dataset, sizeof m->best[i].dataset, "%s", dataset);
         m->best[i].epochs = epochs;
         m->best[i].acc = acc;
         m->n_best++;
@@ -120,8 +117,7 @@ void metrics_publish(metrics_t *m, const metrics_figures_t *f)
 {
     pthread_mutex_lock(&m->lock);
     if (f->n_slots > m->slots_cap) {
-        metrics_slot_t *v = realloc(m->slots, (size_t)f->n_slots *
-                                                  sizeof *v);
+        metrics_slot_t *v = realloc(m->slots, (size_t)f->n_slots * sizeof *v);
         if (v) {
             m->slots = v;
             m->slots_cap = f->n_slots;
@@ -130,8 +126,7 @@ void metrics_publish(metrics_t *m, const metrics_figures_t *f)
     m->fig = *f;
     m->fig.n_slots = f->n_slots <= m->slots_cap ? f->n_slots : 0;
     if (m->fig.n_slots)
-        memcpy(m->slots, f->slots, (size_t)m->fig.n_slots *
-                                       sizeof *m->slots);
+        memcpy(m->slots, f->slots, (size_t)m->fig.n_slots * sizeof *m->slots);
     m->fig.slots = m->slots;
     pthread_mutex_unlock(&m->lock);
 }
@@ -177,7 +172,7 @@ static int s_llm_visit(void *ctx, uint64_t id, const ProtobufCMessage *msg)
             break;
     if (i == m->n_agents) {
         if (m->n_agents == MAX_AGENTS)
-            i = MAX_AGENTS - 1;   /* fold the rest into the last */
+            i = MAX_AGENTS - 1; /* fold the rest into the last */
         else
             snprintf(m->agents[m->n_agents++].name, sizeof m->agents[0].name,
                      "%s", name);
@@ -280,8 +275,7 @@ static void s_llm_figures(metrics_t *m, FILE *f)
             if (k == 2) {
                 fputs("nader_llm_tokens_total{agent=\"", f);
                 s_label(f, a->name);
-                fprintf(f, "\",kind=\"prompt\"} %lld\n",
-                        (long long)a->prompt);
+                fprintf(f, "\",kind=\"prompt\"} %lld\n", (long long)a->prompt);
                 fputs("nader_llm_tokens_total{agent=\"", f);
                 s_label(f, a->name);
                 fprintf(f, "\",kind=\"completion\"} %lld\n",
@@ -320,18 +314,16 @@ static void s_loop_figures(metrics_t *m, FILE *f)
     fprintf(f, "nader_devices{state=\"idle\"} %d\n", g->n_slots - busy);
     s_family(f, "nader_jobs", "gauge", "Jobs in the store, by state.");
     for (int s = 0; s < 6; s++)
-        fprintf(f, "nader_jobs{state=\"%s\"} %llu\n", s_states[s],
+        fprintf(f, "nader_jobs{state=\"%s\"} %llu\n", records_state_name(s),
                 (unsigned long long)g->jobs[s]);
-    s_family(f, "nader_queue_length", "gauge",
-             "Jobs waiting for a device.");
+    s_family(f, "nader_queue_length", "gauge", "Jobs waiting for a device.");
     fprintf(f, "nader_queue_length %llu\n", (unsigned long long)g->jobs[0]);
     s_family(f, "nader_paused", "gauge",
              "1 while no new job is leased (jobs.paused).");
     fprintf(f, "nader_paused %d\n", g->paused ? 1 : 0);
     s_family(f, "nader_results_total", "counter",
              "Results kept, one per finished job (load tests included).");
-    fprintf(f, "nader_results_total %llu\n",
-            (unsigned long long)g->results);
+    fprintf(f, "nader_results_total %llu\n", (unsigned long long)g->results);
     s_family(f, "nader_load_test_results_total", "counter",
              "Results of load-test workers, which train nothing.");
     fprintf(f, "nader_load_test_results_total %llu\n",
@@ -457,7 +449,8 @@ static enum MHD_Result s_handle(void *cls, struct MHD_Connection *conn,
     if (strcmp(url, "/") == 0)
         return s_reply(conn, MHD_HTTP_OK, "text/plain; charset=utf-8",
                        "nader coordinator: Prometheus metrics at "
-                       "/metrics\n", false);
+                       "/metrics\n",
+                       false);
     if (strcmp(url, "/metrics") != 0)
         return s_reply(conn, MHD_HTTP_NOT_FOUND, "text/plain",
                        "not found: try /metrics\n", false);
@@ -497,8 +490,7 @@ static int s_resolve(const char *address, struct sockaddr_storage *sa,
     hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
     rc = getaddrinfo(host, colon + 1, &hints, &res);
     if (rc != 0 || !res) {
-        snprintf(err, errlen, "metrics.address %s: %s", host,
-                 gai_strerror(rc));
+        snprintf(err, errlen, "metrics.address %s: %s", host, gai_strerror(rc));
         return -1;
     }
     memcpy(sa, res->ai_addr, res->ai_addrlen);
@@ -507,8 +499,8 @@ static int s_resolve(const char *address, struct sockaddr_storage *sa,
     return 0;
 }
 
-int metrics_new(const char *address, store_t *store, metrics_t **out,
-                char *err, size_t errlen)
+int metrics_new(const char *address, store_t *store, metrics_t **out, char *err,
+                size_t errlen)
 {
     metrics_t *m = calloc(1, sizeof *m);
     struct sockaddr_storage sa, bound;
@@ -539,19 +531,20 @@ int metrics_new(const char *address, store_t *store, metrics_t **out,
         goto fail;
     if (sa.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
-    m->httpd = MHD_start_daemon(flags, 0, NULL, NULL, s_handle, m,
-                                MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
-                                MHD_OPTION_CONNECTION_LIMIT, 64u,
-                                MHD_OPTION_CONNECTION_TIMEOUT, 10u,
-                                MHD_OPTION_END);
+    m->httpd = MHD_start_daemon(
+        flags, 0, NULL, NULL, s_handle, m, MHD_OPTION_SOCK_ADDR,
+        (struct sockaddr *)&sa, MHD_OPTION_CONNECTION_LIMIT, 64u,
+        MHD_OPTION_CONNECTION_TIMEOUT, 10u, MHD_OPTION_END);
     if (!m->httpd) {
-        snprintf(err, errlen, "metrics.address %s: cannot listen (in use, "
-                 "or not an address of this machine)", address);
+        snprintf(err, errlen,
+                 "metrics.address %s: cannot listen (in use, "
+                 "or not an address of this machine)",
+                 address);
         goto fail;
     }
     info = MHD_get_daemon_info(m->httpd, MHD_DAEMON_INFO_LISTEN_FD);
-    if (info && getsockname(info->listen_fd, (struct sockaddr *)&bound,
-                            &bl) == 0) {
+    if (info &&
+        getsockname(info->listen_fd, (struct sockaddr *)&bound, &bl) == 0) {
         if (bound.ss_family == AF_INET6) {
             struct sockaddr_in6 *a = (struct sockaddr_in6 *)&bound;
             inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof host);

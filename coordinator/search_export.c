@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "records.h"
 #include "text.h"
 
 static const char *s_fids[] = {"screen", "full", "seed"};
@@ -120,12 +121,9 @@ static char *s_designs_jsonl(search_t *s)
                                    : json_null(),
             "inspiration",
             n->inspiration ? json_string(n->inspiration) : json_null(), "state",
-            n->state == TREE_DONE     ? "done"
-            : n->state == TREE_FAILED ? "failed"
-                                      : "pending",
-            "screen_acc", s_num(n->screen_acc), "full_acc", s_num(n->full_acc),
-            "seed_acc", seeds, "params", (json_int_t)n->params, "width",
-            n->width, "design", n->design);
+            tree_state_name(n->state), "screen_acc", s_num(n->screen_acc),
+            "full_acc", s_num(n->full_acc), "seed_acc", seeds, "params",
+            (json_int_t)n->params, "width", n->width, "design", n->design);
         if (o && n->reason)
             json_object_set_new(o, "reason", json_string(n->reason));
         s_line(&b, o);
@@ -147,15 +145,15 @@ static json_t *s_result_json(const Nader__ResultRecord *rr)
                       "valid_acc", e->valid_acc, "images_per_s",
                       e->images_per_s, "seconds", e->seconds));
     }
-    const char *status[] = {"ok", "failed", "diverged", "cancelled"};
-    int st = r ? (int)r->status : 1;
     return json_pack(
         "{s:I, s:s, s:s, s:I, s:i, s:s, s:o, s:o, s:o, s:i, s:I, s:I, s:f, "
         "s:f, s:s, s:b, s:o}",
         "job", (json_int_t)rr->job, "design_hash",
         rr->design_hash ? rr->design_hash : "", "dataset",
         rr->dataset ? rr->dataset : "", "seed", (json_int_t)rr->seed, "epochs",
-        rr->epochs, "status", st >= 0 && st < 4 ? status[st] : "?",
+        rr->epochs, "status",
+        records_status_name(r ? r->status
+                              : NADER__RESULT_STATUS__RESULT_FAILED),
         "final_valid_acc",
         r && r->has_final_valid_acc ? json_real(r->final_valid_acc)
                                     : json_null(),
@@ -286,8 +284,8 @@ static char *s_summary(search_t *s)
         "memo_hits", (json_int_t)st.usage.memo_hits, "retries",
         (json_int_t)st.usage.retries, "gpu_hours", st.gpu_hours, "elapsed_s",
         st.elapsed_s, "dataset", s->cfg.dataset, "skeleton", s->cfg.skeleton,
-        "stem_scale", s->net.stem_scale,
-        "designer", s->llm ? "LLM agents" : "offline designer (no LLM)");
+        "stem_scale", s->net.stem_scale, "designer",
+        s->llm ? "LLM agents" : "offline designer (no LLM)");
     char *text = o ? json_dumps(o, JSON_INDENT(2)) : NULL;
     json_decref(o);
     return text;

@@ -17,6 +17,19 @@ struct tree {
     tree_node_t *v;
 };
 
+const char *tree_state_name(tree_state_t s)
+{
+    switch (s) {
+    case TREE_PENDING:
+        return "pending";
+    case TREE_DONE:
+        return "done";
+    case TREE_FAILED:
+        return "failed";
+    }
+    return "?";
+}
+
 tree_t *tree_new(void)
 {
     return calloc(1, sizeof(tree_t));
@@ -384,12 +397,10 @@ char *tree_to_json(const tree_t *t)
                                    : json_null(),
             "inspiration",
             n->inspiration ? json_string(n->inspiration) : json_null(), "state",
-            n->state == TREE_DONE     ? "done"
-            : n->state == TREE_FAILED ? "failed"
-                                      : "pending",
-            "screen_acc", s_num(n->screen_acc), "full_acc", s_num(n->full_acc),
-            "seed_acc", seeds, "params", (json_int_t)n->params, "width",
-            n->width, "expanded", n->expanded, "children", kids);
+            tree_state_name(n->state), "screen_acc", s_num(n->screen_acc),
+            "full_acc", s_num(n->full_acc), "seed_acc", seeds, "params",
+            (json_int_t)n->params, "width", n->width, "expanded", n->expanded,
+            "children", kids);
         if (o && n->reason)
             json_object_set_new(o, "reason", json_string(n->reason));
         json_array_append_new(a, o);

@@ -33,6 +33,9 @@ typedef enum tree_state {
     TREE_FAILED   /* training failed or diverged */
 } tree_state_t;
 
+/* "pending", "done" or "failed". */
+const char *tree_state_name(tree_state_t s);
+
 #define TREE_MAX_SEEDS 8
 
 typedef struct tree_node {
