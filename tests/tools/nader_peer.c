@@ -1,7 +1,8 @@
 /*
  * nader_peer.c - a misbehaving peer for the runtime's integration tests.
  *
- *   nader_peer garbage HOST PORT N      raw TCP: N random bytes, close
+ *   nader_peer garbage HOST PORT N [SEED]
+ *       raw TCP: N random bytes (from SEED, default the pid), close
  *   nader_peer frame EP KIND [--key F --server-key F]
  *       one ZeroMQ message of KIND, then print what comes back (or
  *       "no answer") within a second.  KIND is one of:
@@ -36,11 +37,11 @@
 #include "nader.pb-c.h"
 #include "wire.h"
 
-static int s_garbage(const char *host, int port, int n)
+static int s_garbage(const char *host, int port, int n, unsigned seed0)
 {
     struct sockaddr_in a = {0};
     int fd = socket(AF_INET, SOCK_STREAM, 0);
-    unsigned seed = (unsigned)getpid();
+    unsigned seed = seed0;
 
     a.sin_family = AF_INET;
     a.sin_port = htons((uint16_t)port);
@@ -56,7 +57,7 @@ static int s_garbage(const char *host, int port, int n)
     }
     usleep(200000);
     close(fd);
-    printf("sent %d random bytes\n", n);
+    printf("sent %d random bytes (seed %u)\n", n, seed0);
     return 0;
 }
 
@@ -242,7 +243,9 @@ int main(int argc, char **argv)
             server_key = argv[i + 1];
     }
     if (argc >= 5 && strcmp(argv[1], "garbage") == 0)
-        return s_garbage(argv[2], atoi(argv[3]), atoi(argv[4]));
+        return s_garbage(argv[2], atoi(argv[3]), atoi(argv[4]),
+                         argc >= 6 ? (unsigned)strtoul(argv[5], NULL, 10)
+                                   : (unsigned)getpid());
     ctx = zmq_ctx_new();
     if (argc >= 4 && strcmp(argv[1], "frame") == 0)
         rc = s_frame(ctx, argv[2], argv[3], key, server_key);
