@@ -31,7 +31,7 @@ EP=tcp://127.0.0.1:$PW
 SP=tcp://127.0.0.1:$PS
 L=$RT_DIR/coord.log
 "$P" garbage 127.0.0.1 "$PW" 4000 ${GARBAGE_SEED:-} \
-    >"$RT_DIR/garbage.log" || fail "garbage peer"
+    >"$RT_DIR/garbage.log" 2>&1 || fail "garbage peer"
 # Random bytes sometimes read as ZeroMQ's oldest framing (ZMTP 1.0, no
 # greeting) and so as messages, which the coordinator drops and logs like
 # any others; the count of each offence below therefore starts after the
